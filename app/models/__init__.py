@@ -1,0 +1,1 @@
+"""Model files: GGUF inspection, the local library, memory fit, Hugging Face downloads."""
