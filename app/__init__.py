@@ -1,0 +1,3 @@
+"""Glassbox core: engine, metrics, storage and models. Never imports Qt."""
+
+__version__ = "0.1.0"

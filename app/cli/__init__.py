@@ -1,0 +1,1 @@
+"""Command-line interface: `glassbox chat|bench|models|fit|pull` plus commands from plugins."""

@@ -1,0 +1,75 @@
+"""`glassbox` entry point.
+
+Qt-free commands live in app.cli. The GUI commands (`glassbox` with no
+subcommand, `glassbox demo`) come from the ui package through the
+"glassbox.commands" entry-point group, so app/ never imports ui.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import sys
+from collections.abc import Callable, Sequence
+
+from app.errors import GlassboxError
+
+GUI_COMMAND = "gui"
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """--model, --ctx, --gpu-layers, --threads: shared by every command that loads a model."""
+    parser.add_argument("--model", metavar="PATH", help="GGUF file (default: the bundled model)")
+    parser.add_argument("--ctx", type=int, metavar="N", help="context size in tokens (n_ctx)")
+    parser.add_argument(
+        "--gpu-layers", type=int, metavar="N", help="layers to offload to the GPU (-1: all)"
+    )
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: physical cores)")
+
+
+def _plugin_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
+    found = []
+    for entry in importlib.metadata.entry_points(group="glassbox.commands"):
+        try:
+            found.append(entry.load())
+        except ImportError:
+            # The GUI's dependencies may be missing in a headless install; the
+            # core commands still work.
+            continue
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app.cli import bench_cmd, chat_cmd, models_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="glassbox", description="Local LLM chat that shows what inference is doing."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in (chat_cmd.register, bench_cmd.register, models_cmd.register):
+        register(sub)
+    for register in _plugin_registrars():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        if GUI_COMMAND not in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+            print("glassbox: the desktop GUI is not installed; try `glassbox chat`", file=sys.stderr)
+            return 2
+        args = parser.parse_args([GUI_COMMAND, *(argv or sys.argv[1:])])
+    try:
+        return int(args.run(args) or 0)
+    except GlassboxError as exc:
+        print(f"glassbox: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("glassbox: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

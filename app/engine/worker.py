@@ -1,0 +1,341 @@
+"""The engine worker process: the only place that imports llama_cpp.
+
+llama.cpp can abort the whole process on a malformed file or out of memory,
+so it lives in a child started with the "spawn" method. The parent
+(app.engine.local.LocalEngine) sends commands over a Pipe; this process
+answers with the event dataclasses of app.engine.events. Cancel is a shared
+multiprocessing.Event checked between tokens.
+
+stderr (fd 2) is redirected to a log file so the parent can show the last
+llama.cpp lines after a crash, including abort messages that bypass the log
+callback.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import ctypes
+import os
+import random
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
+from typing import Any
+
+from app.engine import events as ev
+from app.engine.kv_log import parse_kv_report
+from app.engine.prompting import PLAIN_STOP, Message, find_stop, fit_history, plain_prompt
+from app.errors import GlassboxError
+from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
+from app.settings import KV_CACHE_TYPES, RuntimeSettings, SamplingSettings
+
+# A load logs about 2,000 lines at debug level; the KV report sits in the middle.
+LOG_RING_LINES = 8000
+_log_ring: collections.deque[str] = collections.deque(maxlen=LOG_RING_LINES)
+_log_partial: list[str] = []
+
+
+def _on_llama_log(level: int, text: bytes, user_data: Any) -> None:
+    """llama.cpp log callback: keep recent lines for parsing and tee them to stderr."""
+    chunk = text.decode("utf-8", errors="replace")
+    try:
+        os.write(2, text)
+    except OSError:
+        pass
+    _log_partial.append(chunk)
+    if chunk.endswith("\n"):
+        _log_ring.extend("".join(_log_partial).splitlines())
+        _log_partial.clear()
+
+
+class Loaded:
+    """A model and context, plus what the decode loop needs about them."""
+
+    def __init__(self, path: str, settings: RuntimeSettings) -> None:
+        import llama_cpp  # noqa: PLC0415 - only ever imported in this process
+
+        self.llama_cpp = llama_cpp
+        self.path = path
+        self.settings = settings
+        _log_ring.clear()
+        started = time.monotonic_ns()
+        kv_type = KV_CACHE_TYPES[settings.kv_cache_type]
+        self.llm = llama_cpp.Llama(
+            model_path=path,
+            n_ctx=settings.n_ctx,
+            n_gpu_layers=settings.n_gpu_layers,
+            n_threads=settings.n_threads,
+            n_threads_batch=settings.n_threads,
+            n_batch=settings.n_batch,
+            flash_attn=settings.flash_attn,
+            type_k=kv_type,
+            type_v=kv_type,
+            verbose=True,  # our log callback decides where the text goes
+        )
+        self._warm_up()
+        self.load_ms = ns_to_ms(time.monotonic_ns() - started)
+        self.model = self.llm._model
+        self.vocab = self.model.vocab
+        self.n_ctx = self.llm.n_ctx()
+        meta = self.llm.metadata
+        self.template: str | None = meta.get("tokenizer.chat_template")
+        self.formatter: Any = None
+        if self.template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # noqa: PLC0415
+
+            eos, bos = self.model.token_eos(), self.model.token_bos()
+            self.formatter = Jinja2ChatFormatter(
+                template=self.template,
+                eos_token=self.model.token_get_text(eos) if eos != -1 else "",
+                bos_token=self.model.token_get_text(bos) if bos != -1 else "",
+            )
+        self.kv_report = parse_kv_report(_log_ring)
+        self.kv_cells_total = self.kv_report.cells or self.n_ctx
+        self.kv_bytes_per_cell = self._kv_bytes_per_cell(meta, kv_type)
+        self.kv_bytes_total = self.kv_bytes_per_cell * self.kv_cells_total
+        reported = self.kv_report.buffer_mib
+        if reported is not None and abs(self.kv_bytes_total / 2**20 - reported) > 0.01:
+            # An architecture our formula does not cover (sliding window,
+            # recurrent state): trust llama.cpp's own figure.
+            self.kv_bytes_total = round(reported * 2**20)
+            self.kv_bytes_per_cell = self.kv_bytes_total // max(1, self.kv_cells_total)
+
+    def _warm_up(self) -> None:
+        """One decode before the first turn, as llama.cpp's own tools do.
+
+        The first decode pays for page faults on the mapped weights and thread
+        start-up (about 1 s here); without this, turn 1's prefill rate and TTFT
+        would measure that instead of prefill. It is counted in load_ms.
+        """
+        bos = self.llm._model.token_bos()
+        self.llm.eval([bos if bos >= 0 else 0])
+        self.llm.reset()
+
+    def _kv_bytes_per_cell(self, meta: dict[str, str], kv_type: int) -> int:
+        from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType  # noqa: PLC0415
+
+        arch = meta.get("general.architecture", "llama")
+        n_layer = self.llama_cpp.llama_model_n_layer(self.model.model)
+        n_head = int(meta.get(f"{arch}.attention.head_count", "1"))
+        n_head_kv = int(meta.get(f"{arch}.attention.head_count_kv", str(n_head)))
+        n_embd = self.llama_cpp.llama_model_n_embd(self.model.model)
+        k_len = int(meta.get(f"{arch}.attention.key_length", str(n_embd // max(1, n_head))))
+        v_len = int(meta.get(f"{arch}.attention.value_length", str(k_len)))
+        block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(kv_type)]
+        row = (n_head_kv * k_len // block + n_head_kv * v_len // block) * type_size
+        return int(n_layer * row)
+
+    def loaded_event(self) -> ev.ModelLoaded:
+        lc = self.llama_cpp
+        n_layer = lc.llama_model_n_layer(self.model.model)
+        gpu = bool(lc.llama_supports_gpu_offload())
+        wanted = self.settings.n_gpu_layers
+        offloaded = 0
+        if gpu:
+            offloaded = n_layer if wanted < 0 else min(wanted, n_layer)
+        backend = "CPU"
+        if offloaded:
+            info = lc.llama_print_system_info().decode(errors="replace")
+            backend = next((b for b in ("CUDA", "Metal", "Vulkan", "ROCm", "SYCL") if b in info), "GPU")
+        meta = self.llm.metadata
+        return ev.ModelLoaded(
+            model_path=self.path,
+            model_name=meta.get("general.name") or Path(self.path).stem,
+            load_ms=self.load_ms,
+            n_layers=n_layer,
+            n_layers_offloaded=offloaded,
+            backend=backend,
+            gpu_offload_supported=gpu,
+            n_ctx=self.n_ctx,
+            n_ctx_train=lc.llama_model_n_ctx_train(self.model.model),
+            n_threads=self.settings.n_threads,
+            kv_bytes_per_token=self.kv_bytes_per_cell,
+            kv_bytes_total=self.kv_bytes_total,
+            kv_cells_total=self.kv_cells_total,
+            kv_buffer_mib_reported=self.kv_report.buffer_mib,
+            has_chat_template=self.formatter is not None,
+            chat_format="template" if self.formatter is not None else "plain",
+            n_params=self.model.n_params(),
+            model_size_bytes=self.model.size(),
+            settings=self.settings.to_dict(),
+        )
+
+    # -- prompt -------------------------------------------------------------
+
+    def tokenize_chat(self, messages: Sequence[Message]) -> tuple[list[int], tuple[str, ...]]:
+        if self.formatter is not None:
+            result = self.formatter(messages=list(messages))
+            text, add_bos, stops = result.prompt, not result.added_special, ()
+        else:
+            text, add_bos, stops = plain_prompt(messages), True, PLAIN_STOP
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True), stops
+
+    def cached_prefix(self, tokens: list[int]) -> int:
+        """How many prompt tokens Llama.generate will reuse from the KV cache (mirrors its rule)."""
+        llm = self.llm
+        if llm.n_tokens == 0:
+            return 0
+        common = 0
+        for a, b in zip(llm._input_ids, tokens):
+            if a != b:
+                break
+            common += 1
+        consumed = common == len(tokens)
+        if consumed and llm.n_tokens == len(tokens) and not llm._requires_eval:
+            return len(tokens)
+        return common - 1 if consumed else common
+
+    def kv_cells_used(self) -> int:
+        memory = self.llama_cpp.llama_get_memory(self.llm.ctx)
+        return int(self.llama_cpp.llama_memory_seq_pos_max(memory, 0)) + 1
+
+
+def run_turn(
+    model: Loaded, conn: Connection, cancel: EventType, request: dict[str, Any]
+) -> None:
+    request_id: int = request["request_id"]
+    sampling = SamplingSettings.from_dict(request["sampling"])
+    started_ns = time.monotonic_ns()
+    queue_ms = ns_to_ms(started_ns - request["submit_ns"])
+
+    reserve = min(sampling.max_tokens, max(1, model.n_ctx // 4))
+    holder: dict[str, Any] = {}
+
+    def count(messages: Sequence[Message]) -> int:
+        holder["tokens"], holder["stops"] = model.tokenize_chat(messages)
+        return len(holder["tokens"])
+
+    try:
+        _, dropped, _ = fit_history(request["messages"], count, model.n_ctx, reserve)
+    except GlassboxError as exc:
+        conn.send(ev.EngineError(request_id=request_id, message=str(exc)))
+        conn.send(ev.TurnFinished(request_id=request_id, metrics=TurnMetrics(
+            queue_ms=queue_ms, stop_reason="error")))
+        return
+    tokens: list[int] = holder["tokens"]
+    stops = tuple(sampling.stop) + tuple(holder["stops"])
+    cached = model.cached_prefix(tokens)
+    conn.send(ev.TurnStarted(request_id=request_id, t_ns=started_ns, queue_ms=queue_ms,
+                             prompt_tokens=len(tokens), prompt_tokens_cached=cached,
+                             dropped_messages=dropped))
+
+    llm = model.llm
+    llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(32))
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    is_eog = model.llama_cpp.llama_vocab_is_eog
+    vocab = model.vocab
+    detok = model.model.detokenize
+    times: list[int] = []
+    text = ""
+    stop_reason = "length"
+    prefill_started = time.monotonic_ns()
+    prefill_ns = 0
+    generator = llm.generate(
+        tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
+        temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
+    )
+    for token in generator:
+        now = time.monotonic_ns()
+        if not times and not prefill_ns:
+            prefill_ns = now - prefill_started
+        if is_eog(vocab, token):
+            stop_reason = "eos"
+            break
+        times.append(now)
+        piece = decoder.decode(detok([token]))
+        searched_from = len(text)
+        text += piece
+        conn.send(ev.Token(request_id=request_id, index=len(times) - 1, token_id=token,
+                           text=piece, t_ns=now))
+        cut = find_stop(text, stops, searched_from)
+        if cut >= 0:
+            text = text[:cut]
+            stop_reason = "stop"
+            break
+        if len(times) >= sampling.max_tokens or llm.n_tokens >= model.n_ctx:
+            stop_reason = "length"
+            break
+        if cancel.is_set():
+            stop_reason = "cancelled"
+            break
+    generator.close()
+    text += decoder.decode(b"", final=True)
+
+    cells_used = model.kv_cells_used()
+    evaluated = len(tokens) - cached
+    metrics = TurnMetrics(
+        queue_ms=queue_ms,
+        prefill_ms=ns_to_ms(prefill_ns),
+        prompt_tokens=len(tokens),
+        prompt_tokens_cached=cached,
+        prompt_tokens_evaluated=evaluated,
+        prefill_tok_s=rate_per_s(evaluated, prefill_ns),
+        output_tokens=len(times),
+        kv_cells_used=cells_used,
+        kv_cells_total=model.kv_cells_total,
+        kv_fill=cells_used / model.kv_cells_total,
+        kv_bytes_used=cells_used * model.kv_bytes_per_cell,
+        kv_bytes_total=model.kv_bytes_total,
+        stop_reason=stop_reason,
+        **decode_figures(times),
+    )
+    conn.send(ev.TurnFinished(request_id=request_id, text=text, metrics=metrics))
+
+
+def _redirect_stderr(log_path: str) -> None:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
+    """Entry point of the child process: serve commands until "close" or EOF."""
+    _redirect_stderr(log_path)
+    import llama_cpp  # noqa: PLC0415
+
+    callback = llama_cpp.llama_log_callback(_on_llama_log)
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    model: Loaded | None = None
+    while True:
+        try:
+            command, payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        if command == "close":
+            return
+        try:
+            if command == "load":
+                settings = RuntimeSettings.from_dict(payload["settings"])
+                try:
+                    new_model = Loaded(payload["path"], settings)
+                except ValueError as exc:
+                    # The previous model stays loaded and usable.
+                    conn.send(ev.EngineError(message=f"llama.cpp could not load "
+                                             f"{Path(payload['path']).name}: {exc}"))
+                    continue
+                model = new_model
+                conn.send(model.loaded_event())
+            elif command == "chat":
+                if model is None:
+                    conn.send(ev.EngineError(request_id=payload["request_id"],
+                                             message="no model is loaded"))
+                    conn.send(ev.TurnFinished(request_id=payload["request_id"],
+                                              metrics=TurnMetrics(stop_reason="error")))
+                    continue
+                run_turn(model, conn, cancel, payload)
+        except (BrokenPipeError, EOFError):
+            return
+        except Exception as exc:  # report, keep serving
+            traceback.print_exc()
+            request_id = payload.get("request_id") if isinstance(payload, dict) else None
+            conn.send(ev.EngineError(request_id=request_id,
+                                     message=f"engine error: {type(exc).__name__}: {exc}"))
+            if command == "chat":
+                conn.send(ev.TurnFinished(request_id=request_id,
+                                          metrics=TurnMetrics(stop_reason="error")))
