@@ -79,6 +79,7 @@ class GGUFInfo:
     data_offset: int = 0  # where the tensor data section starts
     tensor_types: dict[str, int] = field(default_factory=dict)  # type name -> tensor count
     n_kv_heads_per_layer: list[int] | None = None  # only when the file stores an array
+    vocab_size: int | None = None  # {arch}.vocab_size, else the tokenizer's token count
 
 
 class _Truncated(Exception):
@@ -116,20 +117,18 @@ class _Cursor:
     def check_span(self, n: int, what: str) -> None:
         """A length longer than the whole file is corruption; past its end, truncation."""
         if n > self.size:
-            raise _Corrupted(
-                f"{what} at byte {self.pos} claims {n} bytes, more than the file holds"
-            )
+            raise _Corrupted(f"{what} at byte {self.pos} claims {n} bytes, beyond the file")
         self.need(n, what)
 
     def string(self, what: str) -> str:
         length = self.u64(f"length of {what}")
         self.check_span(length, what)
-        raw = self.buf[self.pos : self.pos + length]
         self.pos += length
-        return bytes(raw).decode("utf-8", errors="replace")
+        return bytes(self.buf[self.pos - length : self.pos]).decode("utf-8", errors="replace")
 
 
-def _skip_array(cur: _Cursor, key: str, depth: int) -> None:
+def _skip_array(cur: _Cursor, key: str, depth: int) -> int:
+    """Skip an array's contents; return its length."""
     if depth >= MAX_ARRAY_NESTING:
         raise _Corrupted(f"metadata key {key!r} nests arrays more than {MAX_ARRAY_NESTING} deep")
     etype = cur.u32(f"array type of {key}")
@@ -155,6 +154,7 @@ def _skip_array(cur: _Cursor, key: str, depth: int) -> None:
             _skip_array(cur, key, depth + 1)
     else:
         raise _Corrupted(f"array {key!r} has unknown element type {etype}")
+    return count
 
 
 def _read_int_array(cur: _Cursor, key: str) -> list[int] | None:
@@ -167,8 +167,7 @@ def _read_int_array(cur: _Cursor, key: str) -> list[int] | None:
         cur.pos = start
         _skip_array(cur, key, 0)
         return None
-    size = _FIXED_SIZES[etype]
-    values = cur.unpack(f"<{count}{fmt[1]}", count * size, f"array {key!r}")
+    values = cur.unpack(f"<{count}{fmt[1]}", count * _FIXED_SIZES[etype], f"array {key!r}")
     return [int(v) for v in values]
 
 
@@ -240,8 +239,6 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
                 raise ModelFileError(f"{path} is not a GGUF model file (only {size} bytes)")
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
                 return _parse(path, buf, size)
-    except ModelFileError:
-        raise
     except OSError as exc:
         raise ModelFileError(f"cannot read model file {path}: {exc.strerror or exc}") from None
     except _Truncated as exc:
@@ -264,8 +261,7 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> GGUFInfo:
         )
     tensor_count = cur.u64("tensor count")
     kv_count = cur.u64("metadata count")
-    # Counts no real model comes near are corruption; plausible ones that run past the end
-    # show up as truncation below.
+    # Absurd counts are corruption; plausible ones that run past the end are truncation.
     if kv_count > MAX_COUNT:
         raise _Corrupted(f"header claims {kv_count} metadata entries, more than the file holds")
     if tensor_count > MAX_COUNT:
@@ -285,8 +281,10 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> GGUFInfo:
             values = _read_int_array(cur, key)
             if values is not None:
                 int_arrays[key] = values
-        elif vtype == _TYPE_ARRAY:
-            _skip_array(cur, key, 0)  # scalars only: skipping is what keeps this fast
+        elif vtype == _TYPE_ARRAY:  # scalars only: skipping arrays is what keeps this fast
+            count = _skip_array(cur, key, 0)
+            if key == "tokenizer.ggml.tokens":
+                int_arrays["n_vocab"] = [count]
         else:
             raise _Corrupted(f"metadata key {key!r} has unknown value type {vtype}")
 
@@ -396,4 +394,5 @@ def _build_info(
         data_offset=data_offset,
         tensor_types=dict(type_counts),
         n_kv_heads_per_layer=per_layer_kv,
+        vocab_size=_int(metadata, prefix + "vocab_size") or int_arrays.get("n_vocab", [None])[0],
     )
