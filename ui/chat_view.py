@@ -1,0 +1,351 @@
+"""The chat column: system prompt, message bubbles, and the input row.
+
+The view knows nothing about the engine. The controller tells it what happened
+("a turn for key K started", "text arrived") and listens to its *_requested
+signals. Streamed text is buffered and the bubble re-rendered by a timer, so a
+fast model costs one Markdown render per tick, not one per token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.message_widget import MessageWidget
+
+RENDER_INTERVAL_MS = 50  # 20 Hz re-render of streaming bubbles
+
+
+class InputBox(QPlainTextEdit):
+    """Enter submits, Shift+Enter inserts a newline.
+
+    Signals:
+        submitted(str): Enter pressed with non-blank text.
+    """
+
+    submitted = Signal(str)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+            event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            text = self.toPlainText().strip()
+            if text:
+                self.submitted.emit(text)
+            return
+        super().keyPressEvent(event)
+
+
+class ChatView(QWidget):
+    """Messages of one conversation plus the input row.
+
+    Signals:
+        send_requested(str): the user sent a new message.
+        edit_resend_requested(str): the user edited the last message and sent it again.
+        stop_requested(): Stop pressed (or Esc).
+        regenerate_requested(): regenerate the last reply.
+        message_selected(int): a stored message was clicked (its message id).
+        system_prompt_edited(str): the system prompt field was changed and left.
+    """
+
+    send_requested = Signal(str)
+    edit_resend_requested = Signal(str)
+    stop_requested = Signal()
+    regenerate_requested = Signal()
+    message_selected = Signal(int)
+    system_prompt_edited = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._widgets: list[MessageWidget] = []
+        self._pending_text: dict[object, str] = {}
+        self._editing = False
+        self._generating = False
+
+        self.system_prompt = QLineEdit()
+        self.system_prompt.setPlaceholderText("System prompt for this conversation (optional)")
+        self.system_prompt.setAccessibleName("System prompt")
+        self.system_prompt.setToolTip("Instructions the model sees before every turn of this conversation")
+        self.system_prompt.editingFinished.connect(self._on_system_prompt_editing_finished)
+        self._stored_system_prompt = ""
+
+        self._column = QWidget()
+        self._column_layout = QVBoxLayout(self._column)
+        self._column_layout.setContentsMargins(8, 8, 8, 8)
+        self._column_layout.setSpacing(8)
+        self._column_layout.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self._column)
+        self.scroll.setAccessibleName("Conversation messages")
+        self.scroll.setToolTip("")
+        self.scroll.verticalScrollBar().rangeChanged.connect(self._on_scrollbar_range_changed)
+        self._follow_tail = True
+
+        self.edit_banner = QLabel("Editing your last message: Enter sends it again, Esc cancels")
+        self.edit_banner.setAccessibleName("Editing notice")
+        self.edit_banner.hide()
+        self.input = InputBox()
+        self.input.setPlaceholderText("Message (Enter sends, Shift+Enter adds a line)")
+        self.input.setAccessibleName("Message input")
+        self.input.setToolTip("Type a message; Enter sends, Shift+Enter adds a line, Ctrl+L focuses here")
+        self.input.setFixedHeight(72)
+        self.input.submitted.connect(self._on_input_submitted)
+        self.send_button = self._button("Send", "Send the message (Enter)", self._on_send_button_clicked)
+        self.stop_button = self._button("Stop", "Stop generating (Esc)", self.stop_requested.emit)
+        self.regen_button = self._button("Regenerate", "Generate the last reply again", self.regenerate_requested.emit)
+        self.stop_button.setEnabled(False)
+        self.regen_button.setEnabled(False)
+
+        buttons = QVBoxLayout()
+        for button in (self.send_button, self.stop_button, self.regen_button):
+            buttons.addWidget(button)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.input, 1)
+        input_row.addLayout(buttons)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.system_prompt)
+        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.edit_banner)
+        layout.addLayout(input_row)
+
+        self._render_timer = QTimer(self)
+        self._render_timer.setInterval(RENDER_INTERVAL_MS)
+        self._render_timer.timeout.connect(self._on_render_timer_timeout)
+
+    def _button(self, text: str, tip: str, slot: Any) -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        button.setAccessibleName(text)
+        button.clicked.connect(slot)
+        return button
+
+    # ---- whole conversation -------------------------------------------------------------
+    def show_messages(self, messages: Iterable[Any], system_prompt: str = "") -> None:
+        """Replace the view with stored messages (objects with id, role, content, partial, stop_reason)."""
+        self.clear()
+        self._stored_system_prompt = system_prompt or ""
+        self.system_prompt.setText(self._stored_system_prompt)
+        for message in messages:
+            if message.role == "system":
+                continue
+            widget = self._append(message.role, message.content)
+            widget.message_id = message.id
+            if message.partial:
+                widget.set_partial(True, message.stop_reason)
+        self._refresh_actions()
+        self._follow_tail = True
+
+    def clear(self) -> None:
+        for widget in self._widgets:
+            widget.setParent(None)
+            widget.deleteLater()
+        self._widgets.clear()
+        self._pending_text.clear()
+        self._cancel_edit()
+
+    def message_widgets(self) -> list[MessageWidget]:
+        return list(self._widgets)
+
+    # ---- turns in flight (keyed by the controller) ---------------------------------------
+    def add_request(self, key: object, user_text: str | None) -> MessageWidget:
+        """Show a sent message (None: regenerate, no new user bubble) and a waiting reply."""
+        if user_text is not None:
+            self._append("user", user_text).request_key = key
+        reply = self._append("assistant", "")
+        reply.request_key = key
+        reply.set_status("sending…")
+        self._follow_tail = True
+        self._refresh_actions()
+        return reply
+
+    def reply_widget(self, key: object) -> MessageWidget | None:
+        for widget in reversed(self._widgets):
+            if widget.request_key == key and widget.role == "assistant":
+                return widget
+        return None
+
+    def user_widget(self, key: object) -> MessageWidget | None:
+        for widget in reversed(self._widgets):
+            if widget.request_key == key and widget.role == "user":
+                return widget
+        return None
+
+    def rekey(self, old: object, new: object) -> None:
+        for widget in self._widgets:
+            if widget.request_key == old:
+                widget.request_key = new
+        if old in self._pending_text:
+            self._pending_text[new] = self._pending_text.pop(old)
+
+    def set_turn_status(self, key: object, text: str) -> None:
+        widget = self.reply_widget(key)
+        if widget is not None:
+            widget.set_status(text)
+
+    def append_reply_text(self, key: object, piece: str) -> None:
+        widget = self.reply_widget(key)
+        if widget is None:
+            return
+        self._pending_text[key] = self._pending_text.get(key, widget.text()) + piece
+        if not self._render_timer.isActive():
+            self._render_timer.start()
+
+    def finish_turn(self, key: object, text: str | None, partial: bool, reason: str | None) -> None:
+        widget = self.reply_widget(key)
+        if widget is None:
+            return
+        final = self._pending_text.pop(key, None)
+        if text is not None:
+            final = text
+        if final is not None:
+            widget.set_text(final)
+        if partial:
+            widget.set_partial(True, reason)
+        else:
+            widget.set_status("")
+        self._refresh_actions()
+
+    def set_message_ids(self, key: object, user_id: int | None = None, reply_id: int | None = None) -> None:
+        if user_id is not None and (widget := self.user_widget(key)) is not None:
+            widget.message_id = user_id
+        if reply_id is not None and (widget := self.reply_widget(key)) is not None:
+            widget.message_id = reply_id
+
+    def drop_last_reply(self) -> None:
+        """Remove the last assistant bubble (before regenerating it)."""
+        if self._widgets and self._widgets[-1].role == "assistant":
+            self._remove(self._widgets[-1])
+
+    def drop_last_exchange(self) -> None:
+        """Remove the last user message and every reply after it (before resending an edit)."""
+        while self._widgets and self._widgets[-1].role != "user":
+            self._remove(self._widgets[-1])
+        if self._widgets:
+            self._remove(self._widgets[-1])
+
+    def set_generating(self, generating: bool) -> None:
+        self._generating = generating
+        self.stop_button.setEnabled(generating)
+        self._refresh_actions()
+
+    # ---- selection and scrolling -------------------------------------------------------------
+    def select_message(self, message_id: int | None) -> MessageWidget | None:
+        found = None
+        for widget in self._widgets:
+            hit = message_id is not None and widget.message_id == message_id
+            widget.set_selected(hit)
+            if hit:
+                found = widget
+        return found
+
+    def scroll_to_message(self, message_id: int) -> bool:
+        widget = self.select_message(message_id)
+        if widget is None:
+            return False
+        self._follow_tail = False
+        self.scroll.ensureWidgetVisible(widget, 0, 40)
+        return True
+
+    # ---- editing ----------------------------------------------------------------------------
+    def begin_edit_last(self) -> None:
+        last_user = next((w for w in reversed(self._widgets) if w.role == "user"), None)
+        if last_user is None:
+            return
+        self._editing = True
+        self.edit_banner.show()
+        self.input.setPlainText(last_user.text())
+        self.input.setFocus()
+
+    def is_editing(self) -> bool:
+        return self._editing
+
+    def cancel_edit(self) -> bool:
+        """Leave edit mode; True when there was an edit to cancel."""
+        was = self._editing
+        self._cancel_edit()
+        if was:
+            self.input.clear()
+        return was
+
+    def _cancel_edit(self) -> None:
+        self._editing = False
+        self.edit_banner.hide()
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _append(self, role: str, text: str) -> MessageWidget:
+        widget = MessageWidget(role, text)
+        widget.clicked.connect(lambda w=widget: self._on_message_clicked(w))
+        widget.edit_requested.connect(self.begin_edit_last)
+        widget.regenerate_requested.connect(self.regenerate_requested.emit)
+        self._column_layout.insertWidget(self._column_layout.count() - 1, widget)
+        self._widgets.append(widget)
+        return widget
+
+    def _remove(self, widget: MessageWidget) -> None:
+        self._widgets.remove(widget)
+        self._pending_text.pop(widget.request_key, None)
+        widget.setParent(None)
+        widget.deleteLater()
+
+    def _refresh_actions(self) -> None:
+        last_user = next((w for w in reversed(self._widgets) if w.role == "user"), None)
+        last_reply = self._widgets[-1] if self._widgets and self._widgets[-1].role == "assistant" else None
+        for widget in self._widgets:
+            widget.set_editable(widget is last_user and not self._generating)
+            widget.set_regenerable(widget is last_reply and not self._generating)
+        self.regen_button.setEnabled(last_reply is not None and not self._generating)
+
+    def _on_message_clicked(self, widget: MessageWidget) -> None:
+        self.select_message(widget.message_id)
+        widget.set_selected(True)
+        if widget.message_id is not None:
+            self.message_selected.emit(widget.message_id)
+
+    def _on_input_submitted(self, text: str) -> None:
+        self.input.clear()
+        if self._editing:
+            self._cancel_edit()
+            self.edit_resend_requested.emit(text)
+        else:
+            self.send_requested.emit(text)
+
+    def _on_send_button_clicked(self) -> None:
+        text = self.input.toPlainText().strip()
+        if text:
+            self._on_input_submitted(text)
+
+    def _on_render_timer_timeout(self) -> None:
+        if not self._pending_text:
+            self._render_timer.stop()
+            return
+        for key, text in list(self._pending_text.items()):
+            widget = self.reply_widget(key)
+            if widget is not None:
+                widget.set_text(text)
+
+    def _on_scrollbar_range_changed(self, _low: int, high: int) -> None:
+        if self._follow_tail:
+            self.scroll.verticalScrollBar().setValue(high)
+
+    def _on_system_prompt_editing_finished(self) -> None:
+        text = self.system_prompt.text()
+        if text != self._stored_system_prompt:
+            self._stored_system_prompt = text
+            self.system_prompt_edited.emit(text)

@@ -1,0 +1,270 @@
+"""The internals panel: per-turn plots across the conversation, a live strip, and a readout.
+
+Data arrives as calls (set_turns, begin_live, add_token, ...) that only append
+to buffers and set a dirty flag; a 25 Hz QTimer pushes the buffers into the
+plots. A model streaming 150 tok/s therefore costs at most 25 redraws a second.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from PySide6.QtCore import QPointF, QTimer, Signal
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import QGridLayout, QLabel, QToolTip, QVBoxLayout, QWidget
+
+from app.engine.events import ModelLoaded
+from app.metrics import FIELD_NAMES, TurnMetrics
+from ui import theme
+from ui.turn_plots import MIB, KvPlot, LivePlot, RatePlot, TtftPlot, TurnPlot
+
+REDRAW_INTERVAL_MS = 40  # 25 Hz
+
+
+def _fmt(value: object, spec: str = ".0f", unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return f"{format(value, spec)}{unit}"
+    return str(value)
+
+
+def metrics_tooltip(turn: int, m: TurnMetrics) -> str:
+    """Every field of one turn, for the hover tooltip."""
+    rows = []
+    for name in FIELD_NAMES:
+        value = getattr(m, name)
+        if isinstance(value, float):
+            text = f"{value:.3f}" if name == "kv_fill" else f"{value:.1f}"
+        else:
+            text = "–" if value is None else str(value)
+        rows.append(f"<tr><td>{name}</td><td align='right'>{html.escape(text)}</td></tr>")
+    return f"<b>Turn {turn}</b><table>{''.join(rows)}</table>"
+
+
+class InternalsPanel(QWidget):
+    """Live inference internals for the open conversation.
+
+    Signals:
+        turn_clicked(int): a point of turn N was clicked; carries that turn's message id.
+    """
+
+    turn_clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Inference internals")
+        self._turns: list[tuple[int, TurnMetrics]] = []
+        self._highlight_id: int | None = None
+        self._live_times_ms: list[float] = []
+        self._live_itl_ms: list[float] = []
+        self._live_t0_ns: int | None = None
+        self._live_last_ns: int | None = None
+        self._live_started: object | None = None  # TurnStarted of the turn in progress
+        self._live_state = "idle"
+        self._final: TurnMetrics | None = None
+        self._dirty_turns = False
+        self._dirty_live = False
+        self.redraw_count = 0
+        self.last_hover_text = ""
+
+        self.readout = QLabel()
+        self.readout.setAccessibleName("Current turn readout")
+        self.readout.setToolTip("The numbers of the turn in progress, or of the last finished turn")
+        self.readout.setWordWrap(True)
+
+        self.ttft_plot = TtftPlot()
+        self.rate_plot = RatePlot()
+        self.kv_plot = KvPlot()
+        self.tokens_plot = LivePlot("This turn: tokens over time", "ms since start", "tokens", theme.DECODE_COLOR)
+        self.itl_plot = LivePlot("This turn: inter-token latency", "token", "ms", theme.QUEUE_COLOR)
+        tips = {
+            self.ttft_plot: ("TTFT plot", "Time to first token per assistant turn: queue wait (orange) and prefill; hover for all metrics, click to jump to the reply"),
+            self.rate_plot: ("Throughput plot", "Prefill and decode tokens per second per turn; hover for all metrics, click to jump to the reply"),
+            self.kv_plot: ("KV cache plot", "KV cache cells used after each turn, split into cached prompt, evaluated prompt and output; dashed line: capacity; right axis: MiB"),
+            self.tokens_plot: ("Live tokens plot", "Tokens generated so far in the current turn, over time"),
+            self.itl_plot: ("Live inter-token latency plot", "Time between consecutive tokens of the current turn"),
+        }
+        for widget, (name, tip) in tips.items():
+            widget.setAccessibleName(name)
+            widget.setToolTip(tip)
+        for plot in self.turn_plots():
+            plot.scene().sigMouseMoved.connect(lambda pos, p=plot: self._on_plot_mouse_moved(p, pos))
+            plot.scene().sigMouseClicked.connect(lambda ev, p=plot: self._on_plot_mouse_clicked(p, ev))
+
+        live = QGridLayout()
+        live.setContentsMargins(0, 0, 0, 0)
+        live.addWidget(self.tokens_plot, 0, 0)
+        live.addWidget(self.itl_plot, 0, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.readout)
+        for plot in self.turn_plots():
+            layout.addWidget(plot, 1)
+        layout.addLayout(live, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_INTERVAL_MS)
+        self._timer.timeout.connect(self._on_redraw_timer_timeout)
+        self._timer.start()
+        self._render_readout()
+
+    def turn_plots(self) -> list[TurnPlot]:
+        return [self.ttft_plot, self.rate_plot, self.kv_plot]
+
+    # ---- per-turn data --------------------------------------------------------------------
+    def set_model_info(self, info: ModelLoaded) -> None:
+        self.kv_plot.set_capacity(info.kv_cells_total, info.kv_bytes_total)
+        self._dirty_turns = True
+
+    def set_turns(self, turns: Sequence[tuple[int, TurnMetrics]]) -> None:
+        """Replace every point: one (message_id, metrics) per assistant turn, in order."""
+        self._turns = list(turns)
+        self._final = self._turns[-1][1] if self._turns else None
+        self._dirty_turns = True
+
+    def turns(self) -> list[tuple[int, TurnMetrics]]:
+        return list(self._turns)
+
+    def highlight_message(self, message_id: int | None) -> int | None:
+        """Highlight the points of the turn whose reply is message_id; returns that turn number."""
+        self._highlight_id = message_id
+        turn = self._turn_of(message_id)
+        for plot in self.turn_plots():
+            plot.set_highlight(turn)
+        return turn
+
+    def _turn_of(self, message_id: int | None) -> int | None:
+        for index, (mid, _m) in enumerate(self._turns, start=1):
+            if mid == message_id:
+                return index
+        return None
+
+    # ---- the turn in progress ------------------------------------------------------------------
+    def begin_live(self, started: object) -> None:
+        """A TurnStarted arrived: reset the live strip."""
+        self._live_started = started
+        self._live_t0_ns = getattr(started, "t_ns", None) or None
+        self._live_last_ns = None
+        self._live_times_ms, self._live_itl_ms = [], []
+        self._live_state = "prefill"
+        self._final = None
+        self._dirty_live = True
+
+    def add_token(self, t_ns: int) -> None:
+        if self._live_t0_ns is None:
+            self._live_t0_ns = t_ns
+        self._live_times_ms.append((t_ns - self._live_t0_ns) / 1e6)
+        if self._live_last_ns is not None:
+            self._live_itl_ms.append((t_ns - self._live_last_ns) / 1e6)
+        self._live_last_ns = t_ns
+        self._live_state = "decode"
+        self._dirty_live = True
+
+    def end_live(self, metrics: TurnMetrics | None, state: str = "finished") -> None:
+        self._live_state = state
+        if metrics is not None:
+            self._final = metrics
+        self._dirty_live = True
+
+    def live_token_count(self) -> int:
+        return len(self._live_times_ms)
+
+    # ---- drawing --------------------------------------------------------------------------------
+    def _on_redraw_timer_timeout(self) -> None:
+        if not (self._dirty_turns or self._dirty_live):
+            return
+        if self._dirty_turns:
+            metrics = [m for _mid, m in self._turns]
+            for plot in self.turn_plots():
+                plot.set_turns(metrics)
+            self.highlight_message(self._highlight_id)
+        if self._dirty_live:
+            self.tokens_plot.set_points(self._live_times_ms, range(1, len(self._live_times_ms) + 1))
+            self.itl_plot.set_points(range(2, len(self._live_itl_ms) + 2), self._live_itl_ms)
+        self._render_readout()
+        self._dirty_turns = self._dirty_live = False
+        self.redraw_count += 1
+
+    def flush(self) -> None:
+        """Redraw now (tests and screenshots)."""
+        self._dirty_turns = self._dirty_live = True
+        self._on_redraw_timer_timeout()
+
+    def _render_readout(self) -> None:
+        m = self._final
+        started = self._live_started
+        n = len(self._live_times_ms)
+        if m is None and started is None:
+            self.readout.setText("<i>No turn yet. Send a message to see queue time, TTFT, prefill and decode rates, and KV cache fill.</i>")
+            return
+        if m is None:  # in progress: what we know so far
+            queue = getattr(started, "queue_ms", None)
+            prompt = getattr(started, "prompt_tokens", None)
+            cached = getattr(started, "prompt_tokens_cached", None)
+            span = self._live_times_ms[-1] - self._live_times_ms[0] if n > 1 else 0.0
+            decode = (n - 1) / span * 1000 if span > 0 else None
+            last_itl = self._live_itl_ms[-1] if self._live_itl_ms else None
+            cells = [
+                ("state", self._live_state), ("queue", _fmt(queue, ".0f", " ms")),
+                ("prompt", f"{_fmt(prompt, 'd')} tok ({_fmt(cached, 'd')} cached)"),
+                ("output", f"{n} tok"), ("decode", _fmt(decode, ".1f", " tok/s")),
+                ("last ITL", _fmt(last_itl, ".1f", " ms")),
+            ]
+        else:
+            kv_bytes = (
+                f"{m.kv_bytes_used / MIB:.1f} / {m.kv_bytes_total / MIB:.1f} MiB"
+                if m.kv_bytes_used is not None and m.kv_bytes_total else "–"
+            )
+            fill = "–" if m.kv_fill is None else f"{m.kv_fill * 100:.1f}%"
+            cells = [
+                ("queue", _fmt(m.queue_ms, ".0f", " ms")), ("TTFT", _fmt(m.ttft_ms, ".0f", " ms")),
+                ("prompt", f"{_fmt(m.prompt_tokens, 'd')} tok ({_fmt(m.prompt_tokens_cached, 'd')} cached)"),
+                ("prefill", _fmt(m.prefill_tok_s, ".0f", " tok/s")),
+                ("output", f"{_fmt(m.output_tokens, 'd')} tok"), ("decode", _fmt(m.decode_tok_s, ".1f", " tok/s")),
+                ("ITL p50/p95", f"{_fmt(m.itl_ms_p50, '.1f')} / {_fmt(m.itl_ms_p95, '.1f')} ms"),
+                ("KV", f"{_fmt(m.kv_cells_used, 'd')}/{_fmt(m.kv_cells_total, 'd')} cells ({fill})"),
+                ("KV bytes", kv_bytes), ("stop", _fmt(m.stop_reason)), ("total", _fmt(m.total_ms, ".0f", " ms")),
+            ]
+        rows = []
+        for i in range(0, len(cells), 2):
+            pair = cells[i : i + 2]
+            rows.append("<tr>" + "".join(f"<td>{k}</td><td><b>{html.escape(v)}</b>&nbsp;&nbsp;</td>" for k, v in pair) + "</tr>")
+        self.readout.setText(f"<table cellspacing='2'>{''.join(rows)}</table>")
+
+    def readout_text(self) -> str:
+        return self.readout.text()
+
+    # ---- hover and click --------------------------------------------------------------------------
+    def turn_at(self, plot: TurnPlot, scene_pos: QPointF) -> int | None:
+        vb = plot.plotItem.getViewBox()
+        if not vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        x = vb.mapSceneToView(scene_pos).x()
+        turn = round(x)
+        if 1 <= turn <= len(self._turns) and abs(x - turn) <= 0.45:
+            return turn
+        return None
+
+    def _on_plot_mouse_moved(self, plot: TurnPlot, pos: QPointF) -> None:
+        turn = self.turn_at(plot, pos)
+        if turn is None:
+            self.last_hover_text = ""
+            QToolTip.hideText()
+            return
+        self.last_hover_text = metrics_tooltip(turn, self._turns[turn - 1][1])
+        QToolTip.showText(QCursor.pos(), self.last_hover_text, plot)
+
+    def _on_plot_mouse_clicked(self, plot: TurnPlot, event: object) -> None:
+        turn = self.turn_at(plot, event.scenePos())  # type: ignore[attr-defined]
+        if turn is not None:
+            message_id = self._turns[turn - 1][0]
+            self.highlight_message(message_id)
+            self.turn_clicked.emit(message_id)
+
+    def changeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == event.Type.PaletteChange:
+            for plot in (*self.turn_plots(), self.tokens_plot, self.itl_plot):
+                plot.apply_palette()

@@ -1,0 +1,160 @@
+"""A message body: Markdown rendered by Qt, fenced code highlighted with Pygments.
+
+QTextDocument.setMarkdown marks fenced code blocks with BlockCodeFence and the
+fence's language; a QSyntaxHighlighter colours exactly those blocks, so the
+Markdown parsing stays Qt's and only the colours are ours.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QSyntaxHighlighter,
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextDocument,
+    QTextFormat,
+)
+from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
+
+from ui import theme
+
+try:  # Pygments is optional: without it code blocks are monospace, uncoloured.
+    from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
+    from pygments.styles import get_style_by_name
+    from pygments.util import ClassNotFound
+except ImportError:  # pragma: no cover - exercised only without pygments
+    get_lexer_by_name = None  # type: ignore[assignment]
+
+
+@lru_cache(maxsize=32)
+def _lexer(language: str):  # noqa: ANN202 - pygments types are untyped
+    if get_lexer_by_name is None:
+        return None
+    try:
+        return get_lexer_by_name(language or "text", stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return TextLexer(stripnl=False, ensurenl=False)
+
+
+@lru_cache(maxsize=4)
+def _style_formats(style_name: str) -> dict:
+    style = get_style_by_name(style_name)
+    formats: dict = {}
+    for token_type, spec in style:
+        fmt = QTextCharFormat()
+        if spec["color"]:
+            fmt.setForeground(QColor("#" + spec["color"]))
+        if spec["bold"]:
+            fmt.setFontWeight(QFont.Weight.Bold)
+        if spec["italic"]:
+            fmt.setFontItalic(True)
+        formats[token_type] = fmt
+    return formats
+
+
+def code_language(block_format: QTextBlockFormat) -> str | None:
+    """The fence language of a code block, "" for an unlabeled fence, None for prose."""
+    if not block_format.hasProperty(QTextFormat.Property.BlockCodeFence):
+        return None
+    return str(block_format.property(QTextFormat.Property.BlockCodeLanguage) or "")
+
+
+class CodeHighlighter(QSyntaxHighlighter):
+    """Colours fenced code blocks line by line (good enough for chat replies)."""
+
+    def __init__(self, document: QTextDocument, dark: bool) -> None:
+        super().__init__(document)
+        self._style = "monokai" if dark else "default"
+
+    def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt override
+        language = code_language(self.currentBlock().blockFormat())
+        if language is None or get_lexer_by_name is None:
+            return
+        lexer = _lexer(language)
+        if lexer is None:
+            return
+        if not language and text.strip():
+            try:
+                lexer = guess_lexer(text)
+            except ClassNotFound:
+                return
+        formats = _style_formats(self._style)
+        pos = 0
+        for token_type, value in lexer.get_tokens(text):
+            fmt = None
+            ttype = token_type
+            while ttype is not None and fmt is None:
+                fmt = formats.get(ttype)
+                ttype = ttype.parent
+            if fmt is not None and value:
+                self.setFormat(pos, len(value), fmt)
+            pos += len(value)
+
+
+class MessageBody(QTextBrowser):
+    """Read-only Markdown view whose height follows its content (no inner scrollbar)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setOpenExternalLinks(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.viewport().setAutoFillBackground(False)
+        self.setStyleSheet("QTextBrowser { background: transparent; }")
+        self._markdown = ""
+        self._highlighter = CodeHighlighter(self.document(), theme.is_dark())
+        self.document().documentLayout().documentSizeChanged.connect(self._on_layout_size_changed)
+
+    def markdown(self) -> str:
+        return self._markdown
+
+    def set_markdown(self, text: str) -> None:
+        if text == self._markdown:
+            return
+        self._markdown = text
+        self.document().setMarkdown(text, QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
+        self._style_code_blocks()
+        self._fit_height()
+
+    def _style_code_blocks(self) -> None:
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        background = QColor("#2b2b2b" if theme.is_dark() else "#f3f3f3")
+        block = self.document().begin()
+        cursor = QTextCursor(self.document())
+        while block.isValid():
+            if code_language(block.blockFormat()) is not None:
+                fmt = block.blockFormat()
+                fmt.setBackground(background)
+                fmt.setNonBreakableLines(False)  # wrap long code lines instead of clipping
+                cursor.setPosition(block.position())
+                cursor.setBlockFormat(fmt)
+                char = QTextCharFormat()
+                char.setFont(mono)
+                cursor.setPosition(block.position() + max(0, block.length() - 1), QTextCursor.MoveMode.KeepAnchor)
+                cursor.mergeCharFormat(char)
+            block = block.next()
+
+    def _fit_height(self) -> None:
+        self.document().setTextWidth(max(50, self.viewport().width()))
+        height = int(self.document().size().height()) + self.contentsMargins().top() * 2 + 2
+        if height != self.height():
+            self.setFixedHeight(height)
+
+    def _on_layout_size_changed(self, _size: object) -> None:
+        self._fit_height()
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(300, self.height())

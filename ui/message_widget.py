@@ -1,0 +1,150 @@
+"""One chat message: role, status line, actions (copy, edit, regenerate) and a Markdown body."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication, QMouseEvent, QPalette
+from PySide6.QtWidgets import QApplication, QFrame, QSizePolicy, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+
+from ui.markdown_view import MessageBody
+
+ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
+
+
+class MessageWidget(QFrame):
+    """A message bubble.
+
+    Signals:
+        clicked(): the user clicked the bubble (selects it).
+        copy_requested(): Copy pressed (the widget copies itself; the signal is for tests/logging).
+        edit_requested(): Edit pressed (only shown on the last user message).
+        regenerate_requested(): Regenerate pressed (only shown on the last reply).
+    """
+
+    clicked = Signal()
+    copy_requested = Signal()
+    edit_requested = Signal()
+    regenerate_requested = Signal()
+
+    def __init__(self, role: str, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.role = role
+        self.message_id: int | None = None
+        self.request_key: object | None = None
+        self.partial = False
+        self._selected = False
+        self.setObjectName(f"message_{role}")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAccessibleName(f"{ROLE_TITLES.get(role, role)} message")
+
+        self._role_label = QLabel(f"<b>{ROLE_TITLES.get(role, role)}</b>")
+        self._status_label = QLabel("")
+        self._status_label.setObjectName("message_status")
+        self._status_label.setMinimumWidth(10)
+        self._status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._status_label.setAccessibleName("Message status")
+        self._status_label.setToolTip("Where this reply stands: queued, generating, or why it stopped")
+        self._copy_button = self._tool_button("Copy", "Copy this message to the clipboard")
+        self._edit_button = self._tool_button("Edit", "Edit your last message and send it again")
+        self._regen_button = self._tool_button("Regenerate", "Generate this reply again")
+        self._copy_button.clicked.connect(self._on_copy_button_clicked)
+        self._edit_button.clicked.connect(self.edit_requested)
+        self._regen_button.clicked.connect(self.regenerate_requested)
+        self._edit_button.hide()
+        self._regen_button.hide()
+
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(self._role_label)
+        header.addWidget(self._status_label, 1)
+        for button in (self._edit_button, self._regen_button, self._copy_button):
+            header.addWidget(button)
+
+        self.body = MessageBody(self)
+        self.body.setAccessibleName(f"{ROLE_TITLES.get(role, role)} message text")
+        self.body.setToolTip("")
+        self.body.viewport().installEventFilter(self)  # clicks on the text select the bubble too
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.setSpacing(2)
+        layout.addLayout(header)
+        layout.addWidget(self.body)
+        self.set_text(text)
+        self._restyle()
+
+    def _tool_button(self, text: str, tip: str) -> QToolButton:
+        button = QToolButton(self)
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setAccessibleName(f"{text} message")
+        button.setAutoRaise(True)
+        return button
+
+    def text(self) -> str:
+        return self.body.markdown()
+
+    def set_text(self, text: str) -> None:
+        self.body.set_markdown(text)
+
+    def status(self) -> str:
+        return self._status_label.text()
+
+    def set_status(self, text: str) -> None:
+        self._status_label.setText(text)
+
+    def set_partial(self, partial: bool, reason: str | None = None) -> None:
+        self.partial = partial
+        if partial:
+            self.set_status(f"⚠ partial reply ({reason or 'interrupted'})")
+        self._restyle()
+
+    def set_editable(self, editable: bool) -> None:
+        self._edit_button.setVisible(editable)
+
+    def set_regenerable(self, regenerable: bool) -> None:
+        self._regen_button.setVisible(regenerable)
+
+    def set_selected(self, selected: bool) -> None:
+        if selected != self._selected:
+            self._selected = selected
+            self._restyle()
+
+    def is_selected(self) -> bool:
+        return self._selected
+
+    def _restyle(self) -> None:
+        pal = QApplication.palette()  # not self.palette(): our own style sheet changes that
+        base = pal.color(QPalette.ColorRole.Base)
+        if self.role == "user":
+            base = pal.color(QPalette.ColorRole.AlternateBase)
+        border = pal.color(QPalette.ColorRole.Mid).name()
+        if self.partial:
+            border = "#E69F00"
+        if self._selected:
+            border = pal.color(QPalette.ColorRole.Highlight).name()
+        width = 2 if (self._selected or self.partial) else 1
+        sheet = (
+            f"MessageWidget {{ background: {base.name()}; border: {width}px solid {border};"
+            " border-radius: 6px; }"
+        )
+        if sheet != self.styleSheet():  # setStyleSheet sends PaletteChange: avoid a loop
+            self.setStyleSheet(sheet)
+
+    def changeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == event.Type.PaletteChange:
+            self._restyle()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mousePressEvent(event)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: ANN001, N802 - Qt override
+        if event.type() == event.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        return False
+
+    def _on_copy_button_clicked(self) -> None:
+        QGuiApplication.clipboard().setText(self.text())
+        self.copy_requested.emit()

@@ -1,0 +1,221 @@
+"""The pyqtgraph plots of the internals panel, one class per question they answer.
+
+Each plot takes plain lists (one value per assistant turn, x = turn number) and
+sets its items' data; none of them reads the engine or the store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+
+import pyqtgraph as pg
+from app.metrics import TurnMetrics
+from ui import theme
+
+MIB = 1024 * 1024
+
+
+def _num(value: float | int | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _zero(value: float | int | None) -> float:
+    return 0.0 if value is None else float(value)
+
+
+class MiBAxis(pg.AxisItem):
+    """Right-hand axis that labels KV cells in MiB (cells x bytes per cell)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.bytes_per_cell = 0.0
+
+    def tickStrings(self, values, scale, spacing):  # noqa: ANN001, ANN201, N802 - pyqtgraph API
+        if not self.bytes_per_cell:
+            return ["" for _ in values]
+        return [f"{v * self.bytes_per_cell / MIB:.1f}" for v in values]
+
+
+class TurnPlot(pg.PlotWidget):
+    """Base: a plot with x = turn number, a highlight band, and themed colours."""
+
+    def __init__(self, title: str, y_label: str, axis_items: dict | None = None) -> None:
+        super().__init__(axisItems=axis_items)
+        self.setMinimumHeight(110)
+        self.setMenuEnabled(False)
+        self.plotItem.setTitle(title, size="9pt")
+        self.plotItem.setLabel("left", y_label)
+        self.plotItem.setLabel("bottom", "assistant turn")
+        self.plotItem.showGrid(x=False, y=True, alpha=0.25)
+        self.plotItem.getViewBox().setMouseEnabled(x=False, y=False)
+        self.plotItem.hideButtons()
+        self.legend = self.plotItem.addLegend(offset=(-4, 4), labelTextSize="8pt", colCount=3)
+        self.highlight = pg.LinearRegionItem(values=(0, 0), movable=False)
+        self.highlight.setZValue(-10)
+        self.highlight.hide()
+        self.plotItem.addItem(self.highlight, ignoreBounds=True)
+        self.n_turns = 0
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        colors = theme.plot_colors()
+        self.setBackground(colors.background)
+        for name in ("left", "bottom", "right"):
+            axis = self.plotItem.getAxis(name)
+            axis.setPen(colors.foreground)
+            axis.setTextPen(colors.foreground)
+        self.plotItem.titleLabel.setAttr("color", colors.foreground)
+        self.plotItem.titleLabel.setText(self.plotItem.titleLabel.text)
+        self.highlight.setBrush(pg.mkBrush(colors.highlight))
+        for line in self.highlight.lines:
+            line.setPen(pg.mkPen(None))
+        self.legend.setLabelTextColor(colors.foreground)
+
+    def set_highlight(self, turn: int | None) -> None:
+        if turn is None:
+            self.highlight.hide()
+            return
+        self.highlight.setRegion((turn - 0.45, turn + 0.45))
+        self.highlight.show()
+
+    def _fit_x(self, n: int) -> None:
+        self.n_turns = n
+        self.plotItem.setXRange(0.4, max(n, 1) + 0.6, padding=0)
+        self.plotItem.getAxis("bottom").setTicks([[(i, str(i)) for i in range(1, n + 1)]] if n <= 20 else None)
+
+
+def _bars(color: str, name: str) -> pg.BarGraphItem:
+    return pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(color), pen=pg.mkPen(None), name=name)
+
+
+class TtftPlot(TurnPlot):
+    """Time to first token per turn, stacked: queue wait, then prefill and first decode step."""
+
+    def __init__(self) -> None:
+        super().__init__("Time to first token: queue + prefill", "ms")
+        self.queue_bars = _bars(theme.QUEUE_COLOR, "queue")
+        self.prefill_bars = _bars(theme.PREFILL_COLOR, "prefill + 1st token")
+        self.plotItem.addItem(self.queue_bars)
+        self.plotItem.addItem(self.prefill_bars)
+
+    def set_turns(self, metrics: Sequence[TurnMetrics]) -> None:
+        xs = list(range(1, len(metrics) + 1))
+        queue = [_zero(m.queue_ms) for m in metrics]
+        rest = [max(0.0, _zero(m.ttft_ms) - q) for m, q in zip(metrics, queue)]
+        self.queue_bars.setOpts(x=xs, height=queue, y0=[0.0] * len(xs))
+        self.prefill_bars.setOpts(x=xs, height=rest, y0=queue)
+        self._fit_x(len(xs))
+        top = max([q + r for q, r in zip(queue, rest)] or [1.0])
+        self.plotItem.setYRange(0, top * 1.35, padding=0)  # headroom for the legend
+
+
+class RatePlot(TurnPlot):
+    """Prefill and decode throughput per turn: the two phases stress the machine differently."""
+
+    def __init__(self) -> None:
+        super().__init__("Throughput: prefill vs decode", "tok/s")
+        self.prefill = self.plotItem.plot(
+            [], [], name="prefill", pen=pg.mkPen(theme.PREFILL_COLOR, width=2),
+            symbol="o", symbolSize=7, symbolBrush=theme.PREFILL_COLOR, symbolPen=None,
+        )
+        self.decode = self.plotItem.plot(
+            [], [], name="decode", pen=pg.mkPen(theme.DECODE_COLOR, width=2),
+            symbol="s", symbolSize=7, symbolBrush=theme.DECODE_COLOR, symbolPen=None,
+        )
+
+    def set_turns(self, metrics: Sequence[TurnMetrics]) -> None:
+        xs = [float(i) for i in range(1, len(metrics) + 1)]
+        prefill = [_num(m.prefill_tok_s) for m in metrics]
+        decode = [_num(m.decode_tok_s) for m in metrics]
+        self.prefill.setData(xs, prefill, connect="finite")
+        self.decode.setData(xs, decode, connect="finite")
+        self._fit_x(len(xs))
+        finite = [v for v in prefill + decode if not math.isnan(v)]
+        self.plotItem.setYRange(0, (max(finite) if finite else 1.0) * 1.3, padding=0)
+
+
+class KvPlot(TurnPlot):
+    """KV cache cells after each turn: cached prompt, newly evaluated prompt, output; of the total."""
+
+    def __init__(self) -> None:
+        self.mib_axis = MiBAxis("right")
+        super().__init__("KV cache fill (cells; right: MiB)", "cells", axis_items={"right": self.mib_axis})
+        self.plotItem.showAxis("right")
+        self.cached = _bars(theme.CACHED_COLOR, "cached prompt")
+        self.evaluated = _bars(theme.EVALUATED_COLOR, "evaluated prompt")
+        self.output = _bars(theme.OUTPUT_COLOR, "output")
+        for item in (self.cached, self.evaluated, self.output):
+            self.plotItem.addItem(item)
+        self.total_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(QColor("#888888"), style=Qt.PenStyle.DashLine))
+        self.plotItem.addItem(self.total_line, ignoreBounds=True)
+        self.total_line.hide()
+        self.cells_total = 0
+        self.bytes_total = 0
+
+    def set_capacity(self, cells_total: int, bytes_total: int) -> None:
+        self.cells_total, self.bytes_total = cells_total, bytes_total
+        self.mib_axis.bytes_per_cell = bytes_total / cells_total if cells_total else 0.0
+        self.mib_axis.picture = None
+        self.mib_axis.update()
+        if cells_total:
+            self.total_line.setValue(cells_total)
+            self.total_line.show()
+
+    def set_turns(self, metrics: Sequence[TurnMetrics]) -> None:
+        for m in reversed(metrics):
+            if m.kv_cells_total and m.kv_bytes_total:
+                self.set_capacity(m.kv_cells_total, m.kv_bytes_total)
+                break
+        xs = list(range(1, len(metrics) + 1))
+        cached = [_zero(m.prompt_tokens_cached) for m in metrics]
+        evaluated = [_zero(m.prompt_tokens_evaluated) for m in metrics]
+        output = [kv_output_cells(m) for m in metrics]
+        self.cached.setOpts(x=xs, height=cached, y0=[0.0] * len(xs))
+        self.evaluated.setOpts(x=xs, height=evaluated, y0=cached)
+        self.output.setOpts(x=xs, height=output, y0=[c + e for c, e in zip(cached, evaluated)])
+        self._fit_x(len(xs))
+        used = max([c + e + o for c, e, o in zip(cached, evaluated, output)] or [1.0])
+        # Show the whole cache when the conversation fills a visible share of it, else zoom in.
+        top = self.cells_total if self.cells_total and used > self.cells_total * 0.05 else used * 1.3
+        self.plotItem.setYRange(0, max(top, used) * 1.05, padding=0)
+
+
+def kv_output_cells(m: TurnMetrics) -> float:
+    """Cells holding this turn's output: what llama.cpp reports used minus the prompt."""
+    if m.kv_cells_used is not None and m.prompt_tokens is not None:
+        return max(0.0, float(m.kv_cells_used - m.prompt_tokens))
+    return _zero(m.output_tokens)
+
+
+class LivePlot(pg.PlotWidget):
+    """The turn in progress: one curve fed from buffered samples by the panel's timer."""
+
+    def __init__(self, title: str, x_label: str, y_label: str, color: str) -> None:
+        super().__init__()
+        self.setMinimumHeight(110)
+        self.setMenuEnabled(False)
+        self.plotItem.setTitle(title, size="9pt")
+        self.plotItem.setLabel("bottom", x_label)
+        self.plotItem.setLabel("left", y_label)
+        self.plotItem.showGrid(x=True, y=True, alpha=0.25)
+        self.plotItem.hideButtons()
+        self.plotItem.setClipToView(True)
+        self.curve = self.plotItem.plot([], [], pen=pg.mkPen(color, width=2))
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        colors = theme.plot_colors()
+        self.setBackground(colors.background)
+        for name in ("left", "bottom"):
+            axis = self.plotItem.getAxis(name)
+            axis.setPen(colors.foreground)
+            axis.setTextPen(colors.foreground)
+        self.plotItem.titleLabel.setAttr("color", colors.foreground)
+        self.plotItem.titleLabel.setText(self.plotItem.titleLabel.text)
+
+    def set_points(self, xs: Sequence[float], ys: Sequence[float]) -> None:
+        self.curve.setData(list(xs), list(ys))
