@@ -1,0 +1,390 @@
+"""Conversations, messages and per-turn metrics in one SQLite file.
+
+One connection per Store, shared by the engine reader thread and the GUI/CLI
+thread: check_same_thread=False plus an RLock around every use. The
+connection is in autocommit mode, so a single statement commits on its own
+and multi-statement writes use an explicit BEGIN IMMEDIATE transaction.
+Every write method has committed when it returns; with WAL and
+synchronous=NORMAL a committed write survives the process being killed (only
+an OS crash or power cut can lose the last few commits).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.metrics import FIELD_NAMES, TurnMetrics
+from app.paths import database_path
+from app.storage.schema import StorageError, migrate
+
+ROLES: tuple[str, ...] = ("system", "user", "assistant")
+
+# Waiting this long for another connection's write lock is better than
+# failing a user's message with "database is locked".
+BUSY_TIMEOUT_S = 10.0
+
+
+class NotFoundError(StorageError, KeyError):
+    """No conversation or message with that id (never existed or purged).
+
+    Also a KeyError, so `except KeyError` works as well as `except GlassboxError`.
+    """
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would wrap the message in quotes.
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    system_prompt: str
+    created_at: float
+    updated_at: float
+    # Not None while the conversation sits soft-deleted, waiting for undo or purge.
+    deleted_at: float | None = None
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    created_at: float
+    partial: bool
+    stop_reason: str | None
+    metrics: TurnMetrics | None = None
+    model: str | None = None
+    runtime_settings: dict[str, Any] | None = None
+    sampling_settings: dict[str, Any] | None = None
+
+
+_CONVERSATION_COLUMNS = "id, title, system_prompt, created_at, updated_at, deleted_at"
+_METRIC_COLUMNS = ", ".join(f"t.{name}" for name in FIELD_NAMES)
+_MESSAGE_SELECT = (
+    "SELECT m.id, m.conversation_id, m.role, m.content, m.created_at, m.partial, m.stop_reason, "
+    f"t.message_id, t.model, t.runtime_settings, t.sampling_settings, {_METRIC_COLUMNS} "
+    "FROM messages AS m LEFT JOIN turn_metrics AS t ON t.message_id = m.id"
+)
+_METRICS_INSERT = (
+    "INSERT OR REPLACE INTO turn_metrics (message_id, "
+    + ", ".join(FIELD_NAMES)
+    + ", model, runtime_settings, sampling_settings, created_at) VALUES ("
+    + ", ".join("?" * (len(FIELD_NAMES) + 5))
+    + ")"
+)
+
+
+def _contains_casefold(haystack: str | None, needle: str | None) -> int:
+    # SQLite's LIKE and lower() fold ASCII only; search must match "Ä" with "ä".
+    if haystack is None or needle is None:
+        return 0
+    return int(needle in haystack.casefold())
+
+
+class Store:
+    """The app's SQLite database. Thread-safe; use Store.open() to get one.
+
+    Unknown conversation or message ids raise NotFoundError (a KeyError and a
+    GlassboxError). Soft-deleted conversations still accept messages, so a
+    reply streaming into a conversation the user just deleted does not fail.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._configure()
+            migrate(self._conn)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Store:
+        """Open, creating and migrating as needed; default app.paths.database_path()."""
+        return cls(Path(path) if path is not None else database_path())
+
+    def _configure(self) -> None:
+        mode = self._enable_wal()
+        if mode != "wal":
+            raise StorageError(f"cannot use write-ahead logging for {self.path} (got {mode})")
+        # NORMAL under WAL: commits survive a killed process; skipping the
+        # fsync per commit keeps per-token flushes cheap.
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.create_function("gb_contains", 2, _contains_casefold, deterministic=True)
+
+    def _enable_wal(self) -> str:
+        # Leaving rollback-journal mode needs an exclusive lock, and SQLite
+        # returns SQLITE_BUSY for it without calling the busy handler when
+        # another connection holds a shared lock (two processes opening a new
+        # file at once). So retry here, within the same time budget.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                row = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return str(row[0]).lower()
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            # IMMEDIATE takes the write lock up front, so a second connection
+            # waits in busy_timeout instead of failing halfway through.
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # Conversations
+
+    def create_conversation(
+        self, title: str = "New conversation", system_prompt: str = ""
+    ) -> Conversation:
+        now = time.time()
+        with self._lock:
+            cursor = self._conn.execute(
+                "INSERT INTO conversations (title, system_prompt, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?)",
+                (title, system_prompt, now, now),
+            )
+            conversation_id = cursor.lastrowid
+        assert conversation_id is not None
+        return Conversation(conversation_id, title, system_prompt, now, now)
+
+    def get_conversation(self, conversation_id: int) -> Conversation | None:
+        """The conversation, soft-deleted ones included (see deleted_at); None if absent."""
+        rows = self._query(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
+        )
+        return Conversation(*rows[0]) if rows else None
+
+    def list_conversations(self, search: str | None = None) -> list[Conversation]:
+        """Newest updated first, without soft-deleted ones.
+
+        `search` matches the title or any message's content, case-insensitively
+        (Unicode case folding). A full scan, fine for a personal chat history.
+        """
+        sql = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations AS c WHERE deleted_at IS NULL"
+        params: tuple[Any, ...] = ()
+        if search:
+            needle = search.casefold()
+            sql += (
+                " AND (gb_contains(c.title, ?) OR EXISTS (SELECT 1 FROM messages AS m"
+                " WHERE m.conversation_id = c.id AND gb_contains(m.content, ?)))"
+            )
+            params = (needle, needle)
+        sql += " ORDER BY updated_at DESC, id DESC"
+        return [Conversation(*row) for row in self._query(sql, params)]
+
+    def rename_conversation(self, conversation_id: int, title: str) -> None:
+        # Renaming leaves updated_at alone so the list does not reorder under the user.
+        self._update_conversation(conversation_id, "title = ?", (title,))
+
+    def set_system_prompt(self, conversation_id: int, system_prompt: str) -> None:
+        self._update_conversation(
+            conversation_id, "system_prompt = ?, updated_at = ?", (system_prompt, time.time())
+        )
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Soft delete: hidden from list_conversations until restored or purged."""
+        self._update_conversation(conversation_id, "deleted_at = ?", (time.time(),))
+
+    def restore_conversation(self, conversation_id: int) -> None:
+        self._update_conversation(conversation_id, "deleted_at = NULL", ())
+
+    def purge_deleted(self) -> None:
+        """Hard delete soft-deleted conversations; messages and metrics go by cascade."""
+        with self._lock:
+            self._conn.execute("DELETE FROM conversations WHERE deleted_at IS NOT NULL")
+
+    def _update_conversation(
+        self, conversation_id: int, assignments: str, params: tuple[Any, ...]
+    ) -> None:
+        with self._lock:
+            cursor = self._conn.execute(
+                f"UPDATE conversations SET {assignments} WHERE id = ?", (*params, conversation_id)
+            )
+        if cursor.rowcount == 0:
+            raise NotFoundError(f"no conversation with id {conversation_id}")
+
+    def _require_conversation(self, conversation_id: int) -> None:
+        if not self._query("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)):
+            raise NotFoundError(f"no conversation with id {conversation_id}")
+
+    # Messages
+
+    def add_message(
+        self, conversation_id: int, role: str, content: str, *, partial: bool = False
+    ) -> Message:
+        """Append a message (committed on return) and bump the conversation's updated_at."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        now = time.time()
+        with self._transaction() as conn:
+            bumped = conn.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+            if bumped.rowcount == 0:
+                raise NotFoundError(f"no conversation with id {conversation_id}")
+            cursor = conn.execute(
+                "INSERT INTO messages (conversation_id, role, content, created_at, partial) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, role, content, now, int(partial)),
+            )
+            message_id = cursor.lastrowid
+        assert message_id is not None
+        return Message(message_id, conversation_id, role, content, now, partial, None)
+
+    def update_message_content(
+        self, message_id: int, content: str, *, partial: bool = True
+    ) -> None:
+        """Overwrite the text of a message, e.g. to flush a reply while it streams."""
+        with self._lock:
+            cursor = self._conn.execute(
+                "UPDATE messages SET content = ?, partial = ? WHERE id = ?",
+                (content, int(partial), message_id),
+            )
+        if cursor.rowcount == 0:
+            raise NotFoundError(f"no message with id {message_id}")
+
+    def finish_message(
+        self,
+        message_id: int,
+        content: str,
+        *,
+        partial: bool,
+        stop_reason: str | None,
+        metrics: TurnMetrics | None = None,
+        model: str | None = None,
+        runtime_settings: dict[str, Any] | None = None,
+        sampling_settings: dict[str, Any] | None = None,
+    ) -> None:
+        """Final text, stop reason and (when any is given) the metrics row, in one transaction.
+
+        Calling it again replaces the metrics row. A row whose metric figures are
+        all None reads back as metrics=None (model and settings are kept).
+        """
+        now = time.time()
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE messages SET content = ?, partial = ?, stop_reason = ? WHERE id = ?",
+                (content, int(partial), stop_reason, message_id),
+            )
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"no message with id {message_id}")
+            conn.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = "
+                "(SELECT conversation_id FROM messages WHERE id = ?)",
+                (now, message_id),
+            )
+            extras = (model, runtime_settings, sampling_settings)
+            if metrics is not None or any(value is not None for value in extras):
+                values = metrics.to_dict() if metrics is not None else {}
+                conn.execute(
+                    _METRICS_INSERT,
+                    (
+                        message_id,
+                        *(values.get(name) for name in FIELD_NAMES),
+                        model,
+                        _to_json(runtime_settings),
+                        _to_json(sampling_settings),
+                        now,
+                    ),
+                )
+
+    def delete_message(self, message_id: int) -> None:
+        with self._lock:
+            cursor = self._conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+        if cursor.rowcount == 0:
+            raise NotFoundError(f"no message with id {message_id}")
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        """Messages in the order they were added, each with its metrics row if it has one."""
+        with self._lock:
+            self._require_conversation(conversation_id)
+            rows = self._query(
+                f"{_MESSAGE_SELECT} WHERE m.conversation_id = ? ORDER BY m.id", (conversation_id,)
+            )
+        return [_message_from_row(row) for row in rows]
+
+    def turn_metrics(self, conversation_id: int) -> list[tuple[int, TurnMetrics]]:
+        """(message_id, metrics) for every message that has metrics, in turn order."""
+        return [
+            (message.id, message.metrics)
+            for message in self.messages(conversation_id)
+            if message.metrics is not None
+        ]
+
+    def integrity_check(self) -> str:
+        """PRAGMA integrity_check joined into one string; "ok" when the file is sound."""
+        rows = self._query("PRAGMA integrity_check")
+        return "\n".join(str(row[0]) for row in rows)
+
+
+def _to_json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def _from_json(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    value = json.loads(text)
+    return value if isinstance(value, dict) else None
+
+
+def _message_from_row(row: tuple[Any, ...]) -> Message:
+    (message_id, conversation_id, role, content, created_at, partial, stop_reason) = row[:7]
+    has_metrics_row, model, runtime_json, sampling_json = row[7:11]
+    figures = row[11:]
+    metrics = None
+    if has_metrics_row is not None and any(value is not None for value in figures):
+        metrics = TurnMetrics(**dict(zip(FIELD_NAMES, figures, strict=True)))
+    return Message(
+        id=message_id,
+        conversation_id=conversation_id,
+        role=role,
+        content=content,
+        created_at=created_at,
+        partial=bool(partial),
+        stop_reason=stop_reason,
+        metrics=metrics,
+        model=model,
+        runtime_settings=_from_json(runtime_json),
+        sampling_settings=_from_json(sampling_json),
+    )
