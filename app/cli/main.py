@@ -24,7 +24,9 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gpu-layers", type=int, metavar="N", help="layers to offload to the GPU (-1: all)"
     )
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: physical cores)")
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="CPU threads (default: physical cores)"
+    )
 
 
 def _plugin_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
@@ -37,6 +39,13 @@ def _plugin_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
             # core commands still work.
             continue
     return found
+
+
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        if GUI_COMMAND not in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
-            print("glassbox: the desktop GUI is not installed; try `glassbox chat`", file=sys.stderr)
+        if GUI_COMMAND not in _command_names(parser):
+            print(
+                "glassbox: the desktop GUI is not installed; try `glassbox chat`", file=sys.stderr
+            )
             return 2
         args = parser.parse_args([GUI_COMMAND, *(argv or sys.argv[1:])])
     try:

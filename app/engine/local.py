@@ -114,8 +114,9 @@ class LocalEngine:
             self._check_open()
             self._loading = True
         self._sink(ev.ModelLoadStarted(model_path=path))
-        threading.Thread(target=self._load_job, args=(path, settings), daemon=True,
-                         name="glassbox-load").start()
+        threading.Thread(
+            target=self._load_job, args=(path, settings), daemon=True, name="glassbox-load"
+        ).start()
 
     def submit(self, messages: MessagesSource, sampling: SamplingSettings | None = None) -> int:
         """Queue a chat request; returns its request id. Messages may be a callable,
@@ -143,9 +144,15 @@ class LocalEngine:
                     self._pending.remove(queued)
                     dropped = queued
         if dropped is not None:
-            self._sink(ev.TurnFinished(request_id=dropped.request_id, metrics=TurnMetrics(
-                queue_ms=ns_to_ms(time.monotonic_ns() - dropped.submit_ns),
-                stop_reason="cancelled")))
+            self._sink(
+                ev.TurnFinished(
+                    request_id=dropped.request_id,
+                    metrics=TurnMetrics(
+                        queue_ms=ns_to_ms(time.monotonic_ns() - dropped.submit_ns),
+                        stop_reason="cancelled",
+                    ),
+                )
+            )
 
     def restart(self) -> None:
         """Start a fresh worker with the last model and settings (after a crash)."""
@@ -164,10 +171,17 @@ class LocalEngine:
             pending = list(self._pending)
             self._pending.clear()
         for request in pending:
-            self._sink(ev.TurnFinished(request_id=request.request_id,
-                                       metrics=TurnMetrics(stop_reason="cancelled")))
+            self._sink(
+                ev.TurnFinished(
+                    request_id=request.request_id, metrics=TurnMetrics(stop_reason="cancelled")
+                )
+            )
         self._cancel.set()
         self._stop_worker()
+
+    def set_listener(self, on_event: EventSink) -> None:
+        """Route events to on_event from now on (ChatSession installs itself here)."""
+        self._sink = on_event
 
     def next_event(self, timeout: float | None = None) -> ev.EngineEvent:
         """Next event from the internal queue (only when no on_event was given)."""
@@ -203,8 +217,11 @@ class LocalEngine:
         except Exception as exc:
             with self._lock:
                 self._loading = False
-            message = str(exc) if isinstance(exc, GlassboxError) else (
-                f"could not start the engine: {type(exc).__name__}: {exc}".splitlines()[0])
+            message = (
+                str(exc)
+                if isinstance(exc, GlassboxError)
+                else (f"could not start the engine: {type(exc).__name__}: {exc}".splitlines()[0])
+            )
             self._sink(ev.EngineError(message=message))
             self._dispatch()
 
@@ -215,14 +232,19 @@ class LocalEngine:
 
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         self._cancel.clear()
-        proc = self._ctx.Process(target=worker_main, args=(child_conn, self._cancel,
-                                 str(self.log_path)), name="glassbox-worker", daemon=True)
+        proc = self._ctx.Process(
+            target=worker_main,
+            args=(child_conn, self._cancel, str(self.log_path)),
+            name="glassbox-worker",
+            daemon=True,
+        )
         proc.start()
         # Our copy of the child's end must go, or EOF never arrives when it dies.
         child_conn.close()
         self._proc, self._conn, self._crashed = proc, parent_conn, False
-        self._reader = threading.Thread(target=self._read_loop, args=(proc, parent_conn),
-                                        daemon=True, name="glassbox-reader")
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(proc, parent_conn), daemon=True, name="glassbox-reader"
+        )
         self._reader.start()
 
     def _stop_worker(self) -> None:
@@ -255,8 +277,12 @@ class LocalEngine:
                 self._crashed = False
                 self._loading = True
                 path, settings = self._model_path, self._settings
-                threading.Thread(target=self._load_job, args=(path, settings), daemon=True,
-                                 name="glassbox-reload").start()
+                threading.Thread(
+                    target=self._load_job,
+                    args=(path, settings),
+                    daemon=True,
+                    name="glassbox-reload",
+                ).start()
                 return
             request = self._pending.popleft()
             self._running = request
@@ -264,8 +290,12 @@ class LocalEngine:
             conn = self._conn
         try:
             messages = request.messages() if callable(request.messages) else request.messages
-            payload = {"request_id": request.request_id, "messages": [dict(m) for m in messages],
-                       "sampling": request.sampling.to_dict(), "submit_ns": request.submit_ns}
+            payload = {
+                "request_id": request.request_id,
+                "messages": [dict(m) for m in messages],
+                "sampling": request.sampling.to_dict(),
+                "submit_ns": request.submit_ns,
+            }
             assert conn is not None
             conn.send(("chat", payload))
         except OSError:
@@ -273,10 +303,16 @@ class LocalEngine:
         except Exception as exc:  # the messages callable failed
             with self._lock:
                 self._running = None
-            self._sink(ev.EngineError(request_id=request.request_id,
-                                      message=f"could not build the prompt: {exc}"))
-            self._sink(ev.TurnFinished(request_id=request.request_id,
-                                       metrics=TurnMetrics(stop_reason="error")))
+            self._sink(
+                ev.EngineError(
+                    request_id=request.request_id, message=f"could not build the prompt: {exc}"
+                )
+            )
+            self._sink(
+                ev.TurnFinished(
+                    request_id=request.request_id, metrics=TurnMetrics(stop_reason="error")
+                )
+            )
             self._dispatch()
 
     # -- reader thread ----------------------------------------------------------
@@ -348,18 +384,35 @@ class LocalEngine:
         status = signal_name or f"exit code {code}"
         tail = self.log_tail()
         last = f": {tail[-1]}" if tail else ""
-        self._sink(ev.EngineCrashed(
-            request_id=request.request_id if request else None, exit_code=code,
-            signal_name=signal_name, log_tail=tail,
-            message=f"the engine process died ({status}){last}"))
+        self._sink(
+            ev.EngineCrashed(
+                request_id=request.request_id if request else None,
+                exit_code=code,
+                signal_name=signal_name,
+                log_tail=tail,
+                message=f"the engine process died ({status}){last}",
+            )
+        )
         if request is not None:
-            self._sink(ev.TurnFinished(request_id=request.request_id, text="".join(request.text),
-                                       metrics=self._crashed_metrics(request)))
+            self._sink(
+                ev.TurnFinished(
+                    request_id=request.request_id,
+                    text="".join(request.text),
+                    metrics=self._crashed_metrics(request),
+                )
+            )
         for waiting in doomed:
-            self._sink(ev.EngineError(request_id=waiting.request_id,
-                                      message=f"the engine died while loading the model ({status})"))
-            self._sink(ev.TurnFinished(request_id=waiting.request_id,
-                                       metrics=TurnMetrics(stop_reason="error")))
+            self._sink(
+                ev.EngineError(
+                    request_id=waiting.request_id,
+                    message=f"the engine died while loading the model ({status})",
+                )
+            )
+            self._sink(
+                ev.TurnFinished(
+                    request_id=waiting.request_id, metrics=TurnMetrics(stop_reason="error")
+                )
+            )
         self._dispatch()
 
     @staticmethod
@@ -367,8 +420,11 @@ class LocalEngine:
         """What the parent saw of a turn whose worker died; the rest stays None."""
         now = time.monotonic_ns()
         started = request.started
-        m = TurnMetrics(stop_reason="error", total_ms=ns_to_ms(now - request.submit_ns),
-                        output_tokens=len(request.token_times))
+        m = TurnMetrics(
+            stop_reason="error",
+            total_ms=ns_to_ms(now - request.submit_ns),
+            output_tokens=len(request.token_times),
+        )
         if started is not None:
             m.queue_ms = started.queue_ms
             m.prompt_tokens = started.prompt_tokens

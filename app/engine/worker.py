@@ -141,7 +141,9 @@ class Loaded:
         backend = "CPU"
         if offloaded:
             info = lc.llama_print_system_info().decode(errors="replace")
-            backend = next((b for b in ("CUDA", "Metal", "Vulkan", "ROCm", "SYCL") if b in info), "GPU")
+            backend = next(
+                (b for b in ("CUDA", "Metal", "Vulkan", "ROCm", "SYCL") if b in info), "GPU"
+            )
         meta = self.llm.metadata
         return ev.ModelLoaded(
             model_path=self.path,
@@ -168,6 +170,7 @@ class Loaded:
     # -- prompt -------------------------------------------------------------
 
     def tokenize_chat(self, messages: Sequence[Message]) -> tuple[list[int], tuple[str, ...]]:
+        stops: tuple[str, ...]
         if self.formatter is not None:
             result = self.formatter(messages=list(messages))
             text, add_bos, stops = result.prompt, not result.added_special, ()
@@ -195,9 +198,7 @@ class Loaded:
         return int(self.llama_cpp.llama_memory_seq_pos_max(memory, 0)) + 1
 
 
-def run_turn(
-    model: Loaded, conn: Connection, cancel: EventType, request: dict[str, Any]
-) -> None:
+def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[str, Any]) -> None:
     request_id: int = request["request_id"]
     sampling = SamplingSettings.from_dict(request["sampling"])
     started_ns = time.monotonic_ns()
@@ -214,15 +215,25 @@ def run_turn(
         _, dropped, _ = fit_history(request["messages"], count, model.n_ctx, reserve)
     except GlassboxError as exc:
         conn.send(ev.EngineError(request_id=request_id, message=str(exc)))
-        conn.send(ev.TurnFinished(request_id=request_id, metrics=TurnMetrics(
-            queue_ms=queue_ms, stop_reason="error")))
+        conn.send(
+            ev.TurnFinished(
+                request_id=request_id, metrics=TurnMetrics(queue_ms=queue_ms, stop_reason="error")
+            )
+        )
         return
     tokens: list[int] = holder["tokens"]
     stops = tuple(sampling.stop) + tuple(holder["stops"])
     cached = model.cached_prefix(tokens)
-    conn.send(ev.TurnStarted(request_id=request_id, t_ns=started_ns, queue_ms=queue_ms,
-                             prompt_tokens=len(tokens), prompt_tokens_cached=cached,
-                             dropped_messages=dropped))
+    conn.send(
+        ev.TurnStarted(
+            request_id=request_id,
+            t_ns=started_ns,
+            queue_ms=queue_ms,
+            prompt_tokens=len(tokens),
+            prompt_tokens_cached=cached,
+            dropped_messages=dropped,
+        )
+    )
 
     llm = model.llm
     llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(32))
@@ -236,8 +247,12 @@ def run_turn(
     prefill_started = time.monotonic_ns()
     prefill_ns = 0
     generator = llm.generate(
-        tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
-        temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
+        tokens,
+        top_k=sampling.top_k,
+        top_p=sampling.top_p,
+        min_p=sampling.min_p,
+        temp=sampling.temperature,
+        repeat_penalty=sampling.repeat_penalty,
     )
     for token in generator:
         now = time.monotonic_ns()
@@ -250,8 +265,11 @@ def run_turn(
         piece = decoder.decode(detok([token]))
         searched_from = len(text)
         text += piece
-        conn.send(ev.Token(request_id=request_id, index=len(times) - 1, token_id=token,
-                           text=piece, t_ns=now))
+        conn.send(
+            ev.Token(
+                request_id=request_id, index=len(times) - 1, token_id=token, text=piece, t_ns=now
+            )
+        )
         cut = find_stop(text, stops, searched_from)
         if cut >= 0:
             text = text[:cut]
@@ -316,17 +334,27 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
                     new_model = Loaded(payload["path"], settings)
                 except ValueError as exc:
                     # The previous model stays loaded and usable.
-                    conn.send(ev.EngineError(message=f"llama.cpp could not load "
-                                             f"{Path(payload['path']).name}: {exc}"))
+                    conn.send(
+                        ev.EngineError(
+                            message=f"llama.cpp could not load {Path(payload['path']).name}: {exc}"
+                        )
+                    )
                     continue
                 model = new_model
                 conn.send(model.loaded_event())
             elif command == "chat":
                 if model is None:
-                    conn.send(ev.EngineError(request_id=payload["request_id"],
-                                             message="no model is loaded"))
-                    conn.send(ev.TurnFinished(request_id=payload["request_id"],
-                                              metrics=TurnMetrics(stop_reason="error")))
+                    conn.send(
+                        ev.EngineError(
+                            request_id=payload["request_id"], message="no model is loaded"
+                        )
+                    )
+                    conn.send(
+                        ev.TurnFinished(
+                            request_id=payload["request_id"],
+                            metrics=TurnMetrics(stop_reason="error"),
+                        )
+                    )
                     continue
                 run_turn(model, conn, cancel, payload)
         except (BrokenPipeError, EOFError):
@@ -334,8 +362,12 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
         except Exception as exc:  # report, keep serving
             traceback.print_exc()
             request_id = payload.get("request_id") if isinstance(payload, dict) else None
-            conn.send(ev.EngineError(request_id=request_id,
-                                     message=f"engine error: {type(exc).__name__}: {exc}"))
+            conn.send(
+                ev.EngineError(
+                    request_id=request_id, message=f"engine error: {type(exc).__name__}: {exc}"
+                )
+            )
             if command == "chat":
-                conn.send(ev.TurnFinished(request_id=request_id,
-                                          metrics=TurnMetrics(stop_reason="error")))
+                conn.send(
+                    ev.TurnFinished(request_id=request_id, metrics=TurnMetrics(stop_reason="error"))
+                )

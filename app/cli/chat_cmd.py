@@ -1,0 +1,100 @@
+"""`glassbox chat`: terminal chat on the same engine, store and metrics as the GUI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app.cli.common import (
+    LoadedSession,
+    add_sampling_flags,
+    describe_loaded,
+    open_session,
+    sampling_from_args,
+)
+from app.engine import events as ev
+from app.errors import GlassboxError
+from app.metrics import format_metrics_line
+from app.settings import SamplingSettings
+from app.storage.store import Store
+
+PROMPT = "you> "
+QUIT_WORDS = ("/quit", "/exit")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from app.cli.main import add_common_flags  # noqa: PLC0415 - avoids an import cycle
+
+    parser = sub.add_parser("chat", help="chat in the terminal (reads stdin when piped)")
+    add_common_flags(parser)
+    add_sampling_flags(parser)
+    parser.add_argument("--system", default="", help="system prompt for a new conversation")
+    parser.add_argument(
+        "--conversation", type=int, metavar="ID", help="continue a stored conversation"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    sampling = sampling_from_args(args)
+    store = Store.open()
+    loaded = open_session(args, store)
+    try:
+        print(describe_loaded(loaded.loaded), file=sys.stderr)
+        if args.conversation is not None:
+            if store.get_conversation(args.conversation) is None:
+                raise GlassboxError(f"no conversation with id {args.conversation}")
+            conversation_id = args.conversation
+        else:
+            conversation_id = store.create_conversation(system_prompt=args.system).id
+        if not sys.stdin.isatty():
+            # Piped input is one message: `cat question.txt | glassbox chat`.
+            text = sys.stdin.read().strip()
+            if not text:
+                raise GlassboxError("stdin was empty: nothing to send")
+            return _turn(loaded, conversation_id, text, sampling)
+        print("Type a message; Ctrl+C stops a reply, /quit ends.", file=sys.stderr)
+        while True:
+            try:
+                text = input(PROMPT).strip()
+            except EOFError:
+                print(file=sys.stderr)
+                return 0
+            if text in QUIT_WORDS:
+                return 0
+            if text:
+                _turn(loaded, conversation_id, text, sampling)
+    finally:
+        loaded.close()
+
+
+def _turn(
+    loaded: LoadedSession, conversation_id: int, text: str, sampling: SamplingSettings
+) -> int:
+    """Send one message, stream the reply to stdout, metrics to stderr. 0 unless it failed."""
+    request_id = loaded.session.send(conversation_id, text, sampling)
+    failed = False
+    while True:
+        try:
+            event = loaded.next_event()
+        except KeyboardInterrupt:
+            loaded.session.cancel(request_id)
+            continue
+        if event.request_id != request_id:
+            continue
+        if isinstance(event, ev.TurnStarted) and event.dropped_messages:
+            print(
+                f"(left out the {event.dropped_messages} oldest messages to fit the "
+                f"{loaded.loaded.n_ctx}-token context)",
+                file=sys.stderr,
+            )
+        elif isinstance(event, ev.Token):
+            print(event.text, end="", flush=True)
+        elif isinstance(event, ev.EngineError | ev.EngineCrashed):
+            print(f"\nglassbox: {event.message}", file=sys.stderr)
+            failed = True
+        elif isinstance(event, ev.TurnFinished):
+            print()
+            if event.metrics.output_tokens is not None or event.metrics.prompt_tokens:
+                print(format_metrics_line(event.metrics), file=sys.stderr)
+            return 1 if failed else 0

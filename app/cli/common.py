@@ -1,0 +1,143 @@
+"""What the model-loading commands share: flags to settings, model lookup, a loaded session."""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.engine import events as ev
+from app.engine.local import LocalEngine
+from app.errors import GlassboxError, ModelFileError
+from app.models.gguf_file import read_gguf_info
+from app.paths import BUNDLED_MODEL_HINT, bundled_model_path
+from app.session import ChatSession
+from app.settings import RuntimeSettings, SamplingSettings
+from app.storage.store import Store
+
+LOAD_TIMEOUT_S = 600.0
+EVENT_POLL_S = 0.1
+
+
+def add_sampling_flags(parser: argparse.ArgumentParser, **defaults: object) -> None:
+    base = SamplingSettings()
+    parser.add_argument(
+        "--temperature", type=float, default=defaults.get("temperature", base.temperature)
+    )
+    parser.add_argument("--top-k", type=int, default=base.top_k)
+    parser.add_argument("--top-p", type=float, default=base.top_p)
+    parser.add_argument("--min-p", type=float, default=base.min_p)
+    parser.add_argument("--repeat-penalty", type=float, default=base.repeat_penalty)
+    parser.add_argument("--seed", type=int, default=defaults.get("seed", base.seed))
+    parser.add_argument(
+        "--max-tokens", type=int, default=defaults.get("max_tokens", base.max_tokens)
+    )
+    parser.add_argument(
+        "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
+    )
+
+
+def sampling_from_args(args: argparse.Namespace) -> SamplingSettings:
+    return SamplingSettings(
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        repeat_penalty=args.repeat_penalty,
+        seed=args.seed,
+        max_tokens=args.max_tokens,
+        stop=tuple(args.stop),
+    ).validate()
+
+
+def runtime_from_args(args: argparse.Namespace) -> RuntimeSettings:
+    changes = {
+        name: value
+        for name, value in (
+            ("n_ctx", args.ctx),
+            ("n_gpu_layers", args.gpu_layers),
+            ("n_threads", args.threads),
+        )
+        if value is not None
+    }
+    return RuntimeSettings().with_changes(**changes).validate()
+
+
+def resolve_model(args: argparse.Namespace) -> Path:
+    """--model, else the bundled model; validated here so errors come before any loading."""
+    if args.model:
+        path = Path(args.model).expanduser()
+    else:
+        bundled = bundled_model_path()
+        if bundled is None:
+            raise ModelFileError(BUNDLED_MODEL_HINT)
+        path = bundled
+    read_gguf_info(path)
+    return path
+
+
+@dataclass
+class LoadedSession:
+    session: ChatSession
+    events: queue.Queue[ev.EngineEvent]
+    loaded: ev.ModelLoaded
+
+    def next_event(self) -> ev.EngineEvent:
+        return self.events.get(timeout=LOAD_TIMEOUT_S)
+
+    def close(self) -> None:
+        self.session.engine.close()
+        self.session.store.close()
+
+
+def open_session(args: argparse.Namespace, store: Store) -> LoadedSession:
+    """Start the engine, load the model and wait, showing progress on a terminal."""
+    model = resolve_model(args)
+    settings = runtime_from_args(args)
+    events: queue.Queue[ev.EngineEvent] = queue.Queue()
+    engine = LocalEngine()
+    session = ChatSession(engine, store, events.put)
+    engine.load(model, settings)
+    started = time.monotonic()
+    show = sys.stderr.isatty()
+    try:
+        while True:
+            try:
+                event = events.get(timeout=EVENT_POLL_S)
+            except queue.Empty:
+                elapsed = time.monotonic() - started
+                if elapsed > LOAD_TIMEOUT_S:
+                    raise GlassboxError(
+                        f"loading {model.name} took over {LOAD_TIMEOUT_S:.0f} s"
+                    ) from None
+                if show:
+                    print(f"\rloading {model.name} ... {elapsed:4.1f} s", end="", file=sys.stderr)
+                continue
+            if isinstance(event, ev.ModelLoaded):
+                break
+            if isinstance(event, ev.EngineError | ev.EngineCrashed):
+                raise GlassboxError(event.message)
+    except BaseException:
+        engine.close()
+        raise
+    finally:
+        if show:
+            print("\r\033[K", end="", file=sys.stderr)
+    return LoadedSession(session, events, event)
+
+
+def describe_loaded(loaded: ev.ModelLoaded) -> str:
+    offload = (
+        f"GPU {loaded.n_layers_offloaded}/{loaded.n_layers} layers"
+        if loaded.n_layers_offloaded
+        else "CPU"
+    )
+    template = "own chat template" if loaded.has_chat_template else "plain prompt (no template)"
+    return (
+        f"{loaded.model_name} | {offload} | n_ctx {loaded.n_ctx} | "
+        f"{loaded.n_threads} threads | KV {loaded.kv_bytes_total / 2**20:.1f} MiB | "
+        f"{template} | loaded in {loaded.load_ms:.0f} ms"
+    )

@@ -1,0 +1,204 @@
+"""ChatSession: one engine plus the store, shared by the CLI and the GUI.
+
+It owns the rules that keep conversations safe: the user message is committed
+before the request reaches the engine; streamed text is flushed to SQLite at
+least every FLUSH_INTERVAL_S; a reply cut short by cancel or a crash stays
+stored, marked partial; metrics and the settings used land with the reply.
+
+Engine events are handled on the engine's reader thread, persisted, then
+passed on to `listener` unchanged, together with the session's own events
+below. The listener must not block (the GUI bridge re-emits them as Qt signals).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.engine import events as ev
+from app.engine.local import LocalEngine
+from app.settings import SamplingSettings
+from app.storage.store import Message, Store
+
+FLUSH_INTERVAL_S = 0.5
+AUTO_TITLE_CHARS = 48
+DEFAULT_TITLE = "New conversation"
+
+Listener = Callable[[ev.EngineEvent], None]
+
+
+@dataclass
+class RequestSubmitted(ev.EngineEvent):
+    conversation_id: int = 0
+    user_message_id: int = 0
+
+
+@dataclass
+class ReplyStored(ev.EngineEvent):
+    conversation_id: int = 0
+    message_id: int = 0
+    partial: bool = False
+
+
+@dataclass
+class _Turn:
+    conversation_id: int
+    user_message_id: int
+    sampling: SamplingSettings
+    assistant_message_id: int | None = None
+    parts: list[str] = field(default_factory=list)
+    last_flush: float = 0.0
+
+
+class ChatSession:
+    """Sends chat turns for stored conversations and persists what comes back."""
+
+    def __init__(self, engine: LocalEngine, store: Store, listener: Listener | None = None) -> None:
+        self.engine = engine
+        self.store = store
+        self._listener = listener or (lambda event: None)
+        self._lock = threading.RLock()
+        self._turns: dict[int, _Turn] = {}
+        engine.set_listener(self._on_engine_event)
+
+    def set_listener(self, listener: Listener) -> None:
+        self._listener = listener
+
+    # -- commands --------------------------------------------------------------
+
+    def send(self, conversation_id: int, text: str, sampling: SamplingSettings) -> int:
+        """Commit the user message, then queue the turn. Returns the request id."""
+        sampling.validate()
+        conversation = self.store.get_conversation(conversation_id)
+        if conversation is not None and conversation.title == DEFAULT_TITLE:
+            title = " ".join(text.split())[:AUTO_TITLE_CHARS] or DEFAULT_TITLE
+            self.store.rename_conversation(conversation_id, title)
+        message = self.store.add_message(conversation_id, "user", text)
+        return self._submit(conversation_id, message.id, sampling)
+
+    def regenerate(self, conversation_id: int, sampling: SamplingSettings) -> int:
+        """Drop the last reply and ask again for the last user message."""
+        last_user = self._drop_trailing_reply(conversation_id)
+        return self._submit(conversation_id, last_user.id, sampling)
+
+    def edit_last_user(self, conversation_id: int, text: str, sampling: SamplingSettings) -> int:
+        """Replace the last user message (and drop the reply to it), then resend."""
+        last_user = self._drop_trailing_reply(conversation_id)
+        self.store.update_message_content(last_user.id, text, partial=False)
+        return self._submit(conversation_id, last_user.id, sampling)
+
+    def cancel(self, request_id: int | None = None) -> None:
+        self.engine.cancel(request_id)
+
+    def pending_requests(self, conversation_id: int | None = None) -> list[int]:
+        with self._lock:
+            return [
+                rid
+                for rid, turn in self._turns.items()
+                if conversation_id in (None, turn.conversation_id)
+            ]
+
+    def history(
+        self, conversation_id: int, up_to_message_id: int | None = None
+    ) -> list[dict[str, str]]:
+        """Messages as the engine wants them: system prompt first, then the turns
+        up to and including up_to_message_id (later ones belong to queued requests)."""
+        conversation = self.store.get_conversation(conversation_id)
+        result: list[dict[str, str]] = []
+        if conversation is not None and conversation.system_prompt.strip():
+            result.append({"role": "system", "content": conversation.system_prompt})
+        for message in self.store.messages(conversation_id):
+            if up_to_message_id is not None and message.id > up_to_message_id:
+                break
+            if message.role == "assistant" and not message.content:
+                continue
+            result.append({"role": message.role, "content": message.content})
+        return result
+
+    # -- internals ---------------------------------------------------------------
+
+    def _drop_trailing_reply(self, conversation_id: int) -> Message:
+        messages = self.store.messages(conversation_id)
+        while messages and messages[-1].role == "assistant":
+            self.store.delete_message(messages.pop().id)
+        users = [m for m in messages if m.role == "user"]
+        if not users:
+            raise ValueError("the conversation has no user message to answer")
+        return users[-1]
+
+    def _submit(
+        self, conversation_id: int, user_message_id: int, sampling: SamplingSettings
+    ) -> int:
+        def messages() -> list[dict[str, str]]:
+            return self.history(conversation_id, user_message_id)
+
+        # Held across submit so the reader thread cannot see this request's
+        # events before the turn is registered.
+        with self._lock:
+            request_id = self.engine.submit(messages, sampling)
+            self._turns[request_id] = _Turn(conversation_id, user_message_id, sampling)
+        self._listener(
+            RequestSubmitted(
+                request_id=request_id,
+                conversation_id=conversation_id,
+                user_message_id=user_message_id,
+            )
+        )
+        return request_id
+
+    def _on_engine_event(self, event: ev.EngineEvent) -> None:
+        with self._lock:
+            turn = self._turns.get(event.request_id) if event.request_id is not None else None
+            stored: ReplyStored | None = None
+            if turn is not None:
+                if isinstance(event, ev.TurnStarted):
+                    reply = self.store.add_message(
+                        turn.conversation_id, "assistant", "", partial=True
+                    )
+                    turn.assistant_message_id = reply.id
+                    turn.last_flush = time.monotonic()
+                elif isinstance(event, ev.Token):
+                    turn.parts.append(event.text)
+                    self._maybe_flush(turn)
+                elif isinstance(event, ev.TurnFinished):
+                    del self._turns[event.request_id]  # type: ignore[arg-type]
+                    stored = self._store_reply(event, turn)
+        self._listener(event)
+        if stored is not None:
+            self._listener(stored)
+
+    def _maybe_flush(self, turn: _Turn) -> None:
+        now = time.monotonic()
+        if turn.assistant_message_id is not None and now - turn.last_flush >= FLUSH_INTERVAL_S:
+            self.store.update_message_content(turn.assistant_message_id, "".join(turn.parts))
+            turn.last_flush = now
+
+    def _store_reply(self, event: ev.TurnFinished, turn: _Turn) -> ReplyStored | None:
+        metrics = event.metrics
+        text = event.text or "".join(turn.parts)
+        partial = metrics.stop_reason in ("cancelled", "error")
+        if turn.assistant_message_id is None:
+            if not text:
+                return None  # refused or cancelled before it started: nothing to keep
+            turn.assistant_message_id = self.store.add_message(
+                turn.conversation_id, "assistant", text, partial=partial
+            ).id
+        info = self.engine.model_info
+        self.store.finish_message(
+            turn.assistant_message_id,
+            text,
+            partial=partial,
+            stop_reason=metrics.stop_reason,
+            metrics=metrics,
+            model=info.model_name if info else None,
+            runtime_settings=info.settings if info else None,
+            sampling_settings=turn.sampling.to_dict(),
+        )
+        return ReplyStored(
+            request_id=event.request_id,
+            conversation_id=turn.conversation_id,
+            message_id=turn.assistant_message_id,
+            partial=partial,
+        )
