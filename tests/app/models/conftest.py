@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,9 +54,43 @@ def write_tiny_gguf(
 
 @pytest.fixture
 def make_gguf(tmp_path: Path) -> Callable[..., Path]:
-    def make(name: str = "tiny.gguf", folder: Path | None = None, **kwargs: object) -> Path:
-        target = (folder or tmp_path) / name
+    def make(filename: str = "tiny.gguf", folder: Path | None = None, **kwargs: object) -> Path:
+        target = (folder or tmp_path) / filename
         target.parent.mkdir(parents=True, exist_ok=True)
         return write_tiny_gguf(target, **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+def glassbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private GLASSBOX_HOME and Hugging Face cache for one test."""
+    home = tmp_path / "glassbox-home"
+    monkeypatch.setenv("GLASSBOX_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def hf_cache_file() -> Callable[..., Path]:
+    return _fake_hf_cache_file
+
+
+def _fake_hf_cache_file(
+    cache: Path, repo_id: str, filename: str, data: bytes, revision: str = "a" * 40
+) -> Path:
+    """Lay out one file the way huggingface_hub caches it: blob + snapshot symlink + ref."""
+    import hashlib
+
+    repo_dir = cache / ("models--" + repo_id.replace("/", "--"))
+    blob = repo_dir / "blobs" / hashlib.sha256(data).hexdigest()
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(data)
+    link = repo_dir / "snapshots" / revision / filename
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(os.path.relpath(blob, link.parent))
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(revision)
+    return link
