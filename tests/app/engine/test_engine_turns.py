@@ -1,0 +1,173 @@
+"""Event order, metrics invariants, prefix reuse, queueing and cancel on the real bundled model."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from app.engine import events as ev
+from app.metrics import FIELD_NAMES
+from app.settings import SamplingSettings
+
+from helpers import run_turn
+
+GREEDY = SamplingSettings(temperature=0.0, max_tokens=24, seed=1)
+QUESTION = [{"role": "user", "content": "Name three colours."}]
+
+
+def test_loaded_event_describes_the_model(loaded_engine):
+    engine, loaded = loaded_engine
+    assert loaded.n_layers == 30
+    assert loaded.has_chat_template and loaded.chat_format == "template"
+    assert loaded.backend == "CPU" and loaded.n_layers_offloaded == 0
+    assert loaded.n_ctx == 2048 and loaded.kv_cells_total == 2048
+    assert loaded.kv_bytes_per_token > 0 and loaded.load_ms > 0
+    assert engine.state == "ready"
+    # llama_cpp lives only in the worker process.
+    assert "llama_cpp" not in sys.modules
+    assert engine.worker_pid is not None
+
+
+def test_event_order_of_a_turn(loaded_engine):
+    engine, _ = loaded_engine
+    request_id = engine.submit(QUESTION, GREEDY)
+    events = run_turn(engine, request_id)
+    kinds = [type(e) for e in events]
+    assert kinds[0] is ev.RequestQueued
+    assert kinds[1] is ev.TurnStarted
+    assert kinds[-1] is ev.TurnFinished
+    tokens = [e for e in events if isinstance(e, ev.Token)]
+    assert kinds[2:-1] == [ev.Token] * len(tokens)
+    assert [t.index for t in tokens] == list(range(len(tokens)))
+    assert all(a.t_ns <= b.t_ns for a, b in zip(tokens, tokens[1:]))
+    finished = events[-1]
+    assert finished.text.strip()
+    assert finished.metrics.output_tokens == len(tokens)
+
+
+def test_metrics_invariants(loaded_engine):
+    engine, loaded = loaded_engine
+    request_id = engine.submit(QUESTION, GREEDY.with_changes(max_tokens=12))
+    m = run_turn(engine, request_id)[-1].metrics
+    assert set(m.to_dict()) == set(FIELD_NAMES)
+    assert m.prompt_tokens == m.prompt_tokens_cached + m.prompt_tokens_evaluated
+    assert m.stop_reason in ("eos", "length")
+    # llama.cpp's own count (llama_memory_seq_pos_max + 1): every prompt token and
+    # every output token except the last sampled one, which is never decoded.
+    expected_cells = m.prompt_tokens + m.output_tokens - (1 if m.stop_reason == "length" else 0)
+    assert m.kv_cells_used == expected_cells
+    assert m.kv_cells_total == loaded.kv_cells_total
+    assert m.kv_fill == m.kv_cells_used / m.kv_cells_total
+    assert m.kv_bytes_total == loaded.kv_bytes_total
+    assert m.kv_bytes_used == m.kv_cells_used * loaded.kv_bytes_per_token
+    # decode rate is (n - 1) tokens over first-to-last token time.
+    assert abs(m.decode_tok_s - (m.output_tokens - 1) / (m.decode_ms / 1000)) < 1e-6
+    assert m.itl_ms_p50 <= m.itl_ms_p95 <= m.itl_ms_p99
+    assert 0 <= m.queue_ms <= m.ttft_ms <= m.total_ms
+    assert m.prefill_ms <= m.ttft_ms
+    assert all(value is not None for value in m.to_dict().values())
+
+
+def test_kv_bytes_total_matches_llama_cpp_report(loaded_engine):
+    engine, loaded = loaded_engine
+    # The figure llama.cpp printed when it created the context, read from the worker's log.
+    log = engine.log_path.read_text(errors="replace")
+    reported = [float(x) for x in re.findall(r"KV buffer size\s*=\s*([\d.]+) MiB", log)]
+    assert reported, "llama.cpp did not report a KV buffer size"
+    assert abs(loaded.kv_bytes_total / 2**20 - reported[-1]) < 0.005
+    # n_ctx 2048, 30 layers, 3 KV heads of 64 dims, f16 K and V.
+    assert loaded.kv_bytes_total == 2048 * 30 * (3 * 64 * 2) * 2
+
+
+def test_second_turn_reuses_the_kv_prefix(loaded_engine):
+    engine, _ = loaded_engine
+    first = run_turn(engine, engine.submit(QUESTION, GREEDY))[-1]
+    follow_up = [
+        *QUESTION,
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "And three animals?"},
+    ]
+    second = run_turn(engine, engine.submit(follow_up, GREEDY))[-1].metrics
+    assert second.prompt_tokens_cached > 0
+    assert second.prompt_tokens_evaluated < second.prompt_tokens
+    assert second.prompt_tokens == second.prompt_tokens_cached + second.prompt_tokens_evaluated
+
+
+def test_requests_sent_during_a_turn_wait_in_the_queue(loaded_engine):
+    engine, _ = loaded_engine
+    first = engine.submit(QUESTION, GREEDY.with_changes(max_tokens=40))
+    second = engine.submit(QUESTION, GREEDY.with_changes(max_tokens=4))
+    order, finished = [], {}
+    while len(finished) < 2:
+        event = engine.next_event(timeout=60)
+        if event.request_id in (first, second):
+            order.append((type(event).__name__, event.request_id))
+            if isinstance(event, ev.RequestQueued) and event.request_id == second:
+                assert event.position == 1
+            if isinstance(event, ev.TurnFinished):
+                finished[event.request_id] = event.metrics
+    # The second turn starts only after the first has finished...
+    assert order.index(("TurnFinished", first)) < order.index(("TurnStarted", second))
+    # ...and its queue time covers the wait.
+    assert finished[second].queue_ms >= finished[first].total_ms * 0.5
+    assert finished[second].queue_ms > finished[first].queue_ms
+
+
+def test_cancel_takes_effect_within_one_token(loaded_engine):
+    engine, _ = loaded_engine
+    long_story = [{"role": "user", "content": "Write a very long story about the sea."}]
+    request_id = engine.submit(long_story, SamplingSettings(temperature=0.0, max_tokens=1500))
+    tokens_before = tokens_after = 0
+    cancelled = False
+    while True:
+        event = engine.next_event(timeout=60)
+        if event.request_id != request_id:
+            continue
+        if isinstance(event, ev.Token):
+            if cancelled:
+                tokens_after += 1
+            else:
+                tokens_before += 1
+                if tokens_before == 5:
+                    engine.cancel(request_id)
+                    cancelled = True
+        if isinstance(event, ev.TurnFinished):
+            break
+    assert event.metrics.stop_reason == "cancelled"
+    # At most the token being decoded when the flag was set gets through.
+    assert tokens_after <= 1
+    assert event.metrics.output_tokens == tokens_before + tokens_after
+
+
+def test_cancel_a_queued_request(loaded_engine):
+    engine, _ = loaded_engine
+    running = engine.submit(QUESTION, GREEDY.with_changes(max_tokens=30))
+    queued = engine.submit(QUESTION, GREEDY)
+    engine.cancel(queued)
+    seen = {}
+    while len(seen) < 2:
+        event = engine.next_event(timeout=60)
+        if isinstance(event, ev.TurnFinished) and event.request_id in (running, queued):
+            seen[event.request_id] = event.metrics.stop_reason
+        assert not (isinstance(event, ev.TurnStarted) and event.request_id == queued)
+    assert seen[queued] == "cancelled"
+    assert seen[running] in ("eos", "length")
+
+
+def test_stop_strings_end_the_turn(loaded_engine):
+    engine, _ = loaded_engine
+    counting = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}]
+    finished = run_turn(
+        engine, engine.submit(counting, GREEDY.with_changes(max_tokens=80, stop=("5",)))
+    )[-1]
+    assert finished.metrics.stop_reason == "stop"
+    assert "5" not in finished.text
+
+
+def test_same_seed_same_reply(loaded_engine):
+    engine, _ = loaded_engine
+    sampling = SamplingSettings(temperature=0.9, seed=1234, max_tokens=20)
+    story = [{"role": "user", "content": "Tell me a short story."}]
+    a = run_turn(engine, engine.submit(story, sampling))[-1].text
+    b = run_turn(engine, engine.submit(story, sampling))[-1].text
+    assert a == b

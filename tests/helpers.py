@@ -1,0 +1,47 @@
+"""Helpers for tests that drive the real engine (importable as `helpers`: tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.engine import events as ev
+from app.engine.local import LocalEngine
+from app.settings import RuntimeSettings
+
+EVENT_TIMEOUT_S = 60.0
+
+
+def wait_for(engine: LocalEngine, kind: type, timeout: float = EVENT_TIMEOUT_S) -> list:
+    """Events up to and including the first of `kind` (or an EngineError when loading)."""
+    seen = []
+    while True:
+        event = engine.next_event(timeout=timeout)
+        seen.append(event)
+        if isinstance(event, kind):
+            return seen
+
+
+def run_turn(engine: LocalEngine, request_id: int, timeout: float = EVENT_TIMEOUT_S) -> list:
+    """Events of one request, up to and including its TurnFinished."""
+    seen = []
+    while True:
+        event = engine.next_event(timeout=timeout)
+        if event.request_id != request_id:
+            continue
+        seen.append(event)
+        if isinstance(event, ev.TurnFinished):
+            return seen
+
+
+def load_engine(
+    model: Path, settings: RuntimeSettings | None = None
+) -> tuple[LocalEngine, ev.ModelLoaded]:
+    engine = LocalEngine()
+    engine.load(model, settings or RuntimeSettings(n_ctx=2048))
+    events = wait_for(engine, ev.ModelLoaded | ev.EngineError)  # type: ignore[arg-type]
+    if not isinstance(events[-1], ev.ModelLoaded):
+        engine.close()
+        pytest.fail(f"model did not load: {events[-1]}")
+    return engine, events[-1]
