@@ -61,6 +61,9 @@ class ChatSession:
         self._listener = listener or (lambda event: None)
         self._lock = threading.RLock()
         self._turns: dict[int, _Turn] = {}
+        # Events the engine emits from inside submit(), before the request id
+        # is known here; passed on right after RequestSubmitted.
+        self._held: list[ev.EngineEvent] | None = None
         engine.set_listener(self._on_engine_event)
 
     def set_listener(self, listener: Listener) -> None:
@@ -134,22 +137,31 @@ class ChatSession:
         def messages() -> list[dict[str, str]]:
             return self.history(conversation_id, user_message_id)
 
-        # Held across submit so the reader thread cannot see this request's
-        # events before the turn is registered.
+        # The lock is held across submit so the reader thread cannot pass on this
+        # request's events before the turn is registered and announced.
         with self._lock:
-            request_id = self.engine.submit(messages, sampling)
+            self._held = []
+            try:
+                request_id = self.engine.submit(messages, sampling)
+            finally:
+                held, self._held = self._held, None
             self._turns[request_id] = _Turn(conversation_id, user_message_id, sampling)
-        self._listener(
-            RequestSubmitted(
-                request_id=request_id,
-                conversation_id=conversation_id,
-                user_message_id=user_message_id,
+            self._listener(
+                RequestSubmitted(
+                    request_id=request_id,
+                    conversation_id=conversation_id,
+                    user_message_id=user_message_id,
+                )
             )
-        )
+            for event in held:
+                self._listener(event)
         return request_id
 
     def _on_engine_event(self, event: ev.EngineEvent) -> None:
         with self._lock:
+            if self._held is not None and event.request_id not in self._turns:
+                self._held.append(event)
+                return
             turn = self._turns.get(event.request_id) if event.request_id is not None else None
             stored: ReplyStored | None = None
             if turn is not None:

@@ -1,0 +1,155 @@
+"""ChatSession: commit before send, streamed flushes, queued follow-ups, regenerate and edit."""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+
+from app.engine import events as ev
+from app.engine.local import LocalEngine
+from app.session import ChatSession, ReplyStored, RequestSubmitted
+from app.settings import RuntimeSettings, SamplingSettings
+from app.storage.store import Store
+
+SHORT = SamplingSettings(temperature=0.0, max_tokens=12)
+
+
+@pytest.fixture
+def chat(bundled_model, tmp_path):
+    store = Store.open(tmp_path / "chat.sqlite3")
+    events: queue.Queue = queue.Queue()
+    engine = LocalEngine()
+    session = ChatSession(engine, store, events.put)
+    engine.load(bundled_model, RuntimeSettings(n_ctx=1024))
+    while not isinstance(events.get(timeout=60), ev.ModelLoaded):
+        pass
+    yield session, store, events
+    engine.close()
+    store.close()
+
+
+def _until_stored(events: queue.Queue, request_id: int) -> list:
+    seen = []
+    while True:
+        event = events.get(timeout=60)
+        if event.request_id == request_id:
+            seen.append(event)
+            if isinstance(event, ReplyStored):
+                return seen
+
+
+def test_user_message_is_committed_before_the_engine_sees_it(chat, tmp_path):
+    session, store, events = chat
+    conversation = store.create_conversation(system_prompt="Be brief.")
+    request_id = session.send(conversation.id, "Hello there", SHORT)
+    # Another connection, as a second process would see it, right after send().
+    with Store.open(tmp_path / "chat.sqlite3") as other:
+        assert [m.content for m in other.messages(conversation.id)] == ["Hello there"]
+    seen = _until_stored(events, request_id)
+    assert isinstance(seen[0], RequestSubmitted)
+    messages = store.messages(conversation.id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    reply = messages[-1]
+    finished = next(e for e in seen if isinstance(e, ev.TurnFinished))
+    assert reply.content == finished.text and not reply.partial
+    assert reply.metrics == finished.metrics
+    assert reply.model and reply.runtime_settings["n_ctx"] == 1024
+    assert reply.sampling_settings["max_tokens"] == 12
+    # The first message names the conversation.
+    assert store.get_conversation(conversation.id).title == "Hello there"
+
+
+def test_queued_follow_up_sees_the_first_reply(chat):
+    session, store, events = chat
+    conversation = store.create_conversation()
+    first = session.send(conversation.id, "Name a fruit.", SHORT)
+    second = session.send(conversation.id, "Name another one.", SHORT)
+    _until_stored(events, first)
+    _until_stored(events, second)
+    roles = [m.role for m in store.messages(conversation.id)]
+    assert roles == ["user", "user", "assistant", "assistant"] or roles == [
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+    # The second request's prompt held the first reply and not itself twice.
+    history = session.history(conversation.id)
+    assert [m["content"] for m in history if m["role"] == "user"] == [
+        "Name a fruit.",
+        "Name another one.",
+    ]
+
+
+def test_history_stops_at_the_request_own_message(chat):
+    session, store, _ = chat
+    conversation = store.create_conversation(system_prompt="sys")
+    a = store.add_message(conversation.id, "user", "first")
+    store.add_message(conversation.id, "user", "second")
+    assert session.history(conversation.id, a.id) == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "first"},
+    ]
+
+
+def test_regenerate_replaces_the_last_reply(chat):
+    session, store, events = chat
+    conversation = store.create_conversation()
+    _until_stored(events, session.send(conversation.id, "Tell me a joke.", SHORT))
+    old_reply = store.messages(conversation.id)[-1]
+    _until_stored(
+        events, session.regenerate(conversation.id, SHORT.with_changes(temperature=0.9, seed=7))
+    )
+    messages = store.messages(conversation.id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[-1].id != old_reply.id
+
+
+def test_edit_last_user_message_and_resend(chat):
+    session, store, events = chat
+    conversation = store.create_conversation()
+    _until_stored(events, session.send(conversation.id, "Capital of Spain?", SHORT))
+    _until_stored(events, session.edit_last_user(conversation.id, "Capital of Italy?", SHORT))
+    messages = store.messages(conversation.id)
+    assert [(m.role, m.content) for m in messages][0] == ("user", "Capital of Italy?")
+    assert len(messages) == 2
+
+
+def test_streamed_text_is_flushed_while_it_streams(chat, tmp_path):
+    session, store, events = chat
+    conversation = store.create_conversation()
+    request_id = session.send(
+        conversation.id,
+        "Write a long story about a forest.",
+        SamplingSettings(temperature=0.0, max_tokens=400),
+    )
+    flushed_mid_stream = ""
+    with Store.open(tmp_path / "chat.sqlite3") as other:
+        while True:
+            event = events.get(timeout=60)
+            if isinstance(event, ev.Token) and event.index == 150:
+                reply = other.messages(conversation.id)[-1]
+                assert reply.role == "assistant" and reply.partial
+                flushed_mid_stream = reply.content
+            if isinstance(event, ReplyStored) and event.request_id == request_id:
+                break
+    final = store.messages(conversation.id)[-1]
+    assert flushed_mid_stream, "nothing was flushed before the reply ended"
+    assert final.content.startswith(flushed_mid_stream)
+
+
+def test_cancelled_reply_is_kept_and_marked_partial(chat):
+    session, store, events = chat
+    conversation = store.create_conversation()
+    request_id = session.send(
+        conversation.id, "Write a long poem.", SamplingSettings(temperature=0.0, max_tokens=500)
+    )
+    while True:
+        event = events.get(timeout=60)
+        if isinstance(event, ev.Token) and event.index == 5:
+            session.cancel(request_id)
+        if isinstance(event, ReplyStored):
+            break
+    reply = store.messages(conversation.id)[-1]
+    assert reply.partial and reply.stop_reason == "cancelled" and reply.content
