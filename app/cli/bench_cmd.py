@@ -51,6 +51,8 @@ def read_prompts(path: str) -> list[str]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise GlassboxError(f"cannot read prompts file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise GlassboxError(f"prompts file {path} is not UTF-8 text ({exc.reason})") from exc
     prompts = [line.strip() for line in lines if line.strip()]
     if not prompts:
         raise GlassboxError(f"prompts file {path} has no prompts (one a line)")
