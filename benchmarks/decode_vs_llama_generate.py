@@ -28,8 +28,9 @@ def baseline_round(llm, tokens: list[int], args: argparse.Namespace) -> float | 
     llm.set_seed(args.seed)
     times: list[int] = []
     vocab = llm._model.vocab
-    for token in llm.generate(tokens, top_k=40, top_p=0.95, min_p=0.05, temp=args.temperature,
-                              repeat_penalty=1.1):
+    for token in llm.generate(
+        tokens, top_k=40, top_p=0.95, min_p=0.05, temp=args.temperature, repeat_penalty=1.1
+    ):
         if llama_cpp.llama_vocab_is_eog(vocab, token):
             break
         times.append(time.monotonic_ns())
@@ -43,10 +44,27 @@ def baseline_round(llm, tokens: list[int], args: argparse.Namespace) -> float | 
 def glassbox_round(model: str, prompts_file: Path, out: Path, args: argparse.Namespace) -> dict:
     from app.cli.main import main as glassbox
 
-    code = glassbox(["bench", "--model", model, "--prompts", str(prompts_file), "--json", str(out),
-                     "--max-tokens", str(args.max_tokens), "--seed", str(args.seed),
-                     "--temperature", str(args.temperature), "--threads", str(args.threads),
-                     "--ctx", str(args.ctx)])
+    code = glassbox(
+        [
+            "bench",
+            "--model",
+            model,
+            "--prompts",
+            str(prompts_file),
+            "--json",
+            str(out),
+            "--max-tokens",
+            str(args.max_tokens),
+            "--seed",
+            str(args.seed),
+            "--temperature",
+            str(args.temperature),
+            "--threads",
+            str(args.threads),
+            "--ctx",
+            str(args.ctx),
+        ]
+    )
     if code != 0:
         sys.exit(f"glassbox bench failed with exit code {code}")
     return json.loads(out.read_text())["turns"][0]
@@ -68,10 +86,16 @@ def main() -> None:
 
     import llama_cpp  # the baseline runs in this process; glassbox's engine in its worker
 
-    llm = llama_cpp.Llama(args.model, n_ctx=args.ctx, n_threads=args.threads,
-                          n_threads_batch=args.threads, verbose=False)
+    llm = llama_cpp.Llama(
+        args.model,
+        n_ctx=args.ctx,
+        n_threads=args.threads,
+        n_threads_batch=args.threads,
+        verbose=False,
+    )
     template = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
-        llm.metadata["tokenizer.chat_template"], eos_token="<|im_end|>", bos_token="<|im_start|>")
+        llm.metadata["tokenizer.chat_template"], eos_token="<|im_end|>", bos_token="<|im_start|>"
+    )
     prompt = template(messages=[{"role": "user", "content": PROMPT}]).prompt
     tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
     llm.eval(tokens[:1])  # warm-up, as glassbox's worker does at load
@@ -86,12 +110,17 @@ def main() -> None:
             g = turn["decode_tok_s"]
             base.append(b)
             ours.append(g)
-            print(f"round {round_no}: Llama.generate {b:7.1f} tok/s | glassbox bench {g:7.1f} "
-                  f"tok/s ({turn['output_tokens']} tokens) | ratio {g / b:.3f}", flush=True)
+            print(
+                f"round {round_no}: Llama.generate {b:7.1f} tok/s | glassbox bench {g:7.1f} "
+                f"tok/s ({turn['output_tokens']} tokens) | ratio {g / b:.3f}",
+                flush=True,
+            )
     b_med, g_med = statistics.median(base), statistics.median(ours)
-    print(f"median: Llama.generate {b_med:.1f} tok/s, glassbox bench {g_med:.1f} tok/s, "
-          f"ratio {g_med / b_med:.3f} (target >= 0.95), threads {args.threads}, "
-          f"max_tokens {args.max_tokens}, temperature {args.temperature}, seed {args.seed}")
+    print(
+        f"median: Llama.generate {b_med:.1f} tok/s, glassbox bench {g_med:.1f} tok/s, "
+        f"ratio {g_med / b_med:.3f} (target >= 0.95), threads {args.threads}, "
+        f"max_tokens {args.max_tokens}, temperature {args.temperature}, seed {args.seed}"
+    )
 
 
 if __name__ == "__main__":
