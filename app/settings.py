@@ -14,7 +14,15 @@ from typing import Any
 from app.errors import SettingsError
 
 # llama.cpp's ggml_type ids for the KV cache types we offer.
-KV_CACHE_TYPES: dict[str, int] = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8}
+KV_CACHE_TYPES: dict[str, int] = {
+    "f32": 0,
+    "f16": 1,
+    "q4_0": 2,
+    "q4_1": 3,
+    "q5_0": 6,
+    "q5_1": 7,
+    "q8_0": 8,
+}
 
 # -1 means "offload every layer", as in llama.cpp.
 GPU_LAYERS_ALL = -1
@@ -66,7 +74,9 @@ class RuntimeSettings:
             raise SettingsError(f"batch size must be at least 1, got {self.n_batch}")
         if self.kv_cache_type not in KV_CACHE_TYPES:
             choices = ", ".join(KV_CACHE_TYPES)
-            raise SettingsError(f"KV cache type must be one of {choices}, got {self.kv_cache_type!r}")
+            raise SettingsError(
+                f"KV cache type must be one of {choices}, got {self.kv_cache_type!r}"
+            )
         if self.kv_cache_type not in ("f16", "f32") and not self.flash_attn:
             raise SettingsError(
                 f"a quantized KV cache ({self.kv_cache_type}) needs flash attention turned on"
