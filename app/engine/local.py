@@ -178,6 +178,10 @@ class LocalEngine:
             )
         self._cancel.set()
         self._stop_worker()
+        with self._lock:
+            keep_log = self._crashed
+        if not keep_log:  # a crash's log stays in logs_dir() for the bug report
+            self.log_path.unlink(missing_ok=True)
 
     def set_listener(self, on_event: EventSink) -> None:
         """Route events to on_event from now on (ChatSession installs itself here)."""

@@ -305,16 +305,20 @@ def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[s
     conn.send(ev.TurnFinished(request_id=request_id, text=text, metrics=metrics))
 
 
-def _redirect_stderr(log_path: str) -> None:
+def _redirect_output(log_path: str) -> None:
+    """Send fd 1 and 2 to the log file: llama.cpp and llama-cpp-python print there,
+    and the parent's stdout (a piped `glassbox chat`) must carry only the reply."""
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
 
 def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
     """Entry point of the child process: serve commands until "close" or EOF."""
-    _redirect_stderr(log_path)
+    _redirect_output(log_path)
     import llama_cpp  # noqa: PLC0415
 
     callback = llama_cpp.llama_log_callback(_on_llama_log)
