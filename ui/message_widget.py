@@ -63,6 +63,7 @@ class MessageWidget(QFrame):
         self.body = MessageBody(self)
         self.body.setAccessibleName(f"{ROLE_TITLES.get(role, role)} message text")
         self.body.setToolTip("")
+        self.body.setMinimumWidth(60)
         self.body.viewport().installEventFilter(self)  # clicks on the text select the bubble too
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)

@@ -179,9 +179,20 @@ class KvPlot(TurnPlot):
         self.output.setOpts(x=xs, height=output, y0=[c + e for c, e in zip(cached, evaluated)])
         self._fit_x(len(xs))
         used = max([c + e + o for c, e, o in zip(cached, evaluated, output)] or [1.0])
-        # Show the whole cache when the conversation fills a visible share of it, else zoom in.
-        top = self.cells_total if self.cells_total and used > self.cells_total * 0.05 else used * 1.3
-        self.plotItem.setYRange(0, max(top, used) * 1.05, padding=0)
+        # Show the whole cache once the conversation fills a good share of it, else zoom in
+        # (the title still says how much of the total is used).
+        full = self.cells_total and used > self.cells_total * 0.4
+        self.plotItem.setYRange(0, (self.cells_total if full else used * 1.45) * 1.05, padding=0)
+        self.plotItem.setTitle(self._title(metrics[-1] if metrics else None), size="9pt")
+
+    def _title(self, last: TurnMetrics | None) -> str:
+        if last is None or last.kv_cells_used is None or not self.cells_total:
+            return "KV cache fill (cells; right axis: MiB)"
+        fill = last.kv_cells_used / self.cells_total * 100
+        text = f"KV cache: {last.kv_cells_used} of {self.cells_total} cells ({fill:.1f}%)"
+        if last.kv_bytes_used is not None and self.bytes_total:
+            text += f", {last.kv_bytes_used / MIB:.1f} of {self.bytes_total / MIB:.1f} MiB"
+        return text
 
 
 def kv_output_cells(m: TurnMetrics) -> float:

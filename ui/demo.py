@@ -1,0 +1,180 @@
+"""`glassbox demo`: the real window, headless when needed, driven by a prompts file.
+
+Sends each prompt as a turn of one new conversation, waits for each reply,
+saves the window as a PNG, prints the per-turn metrics table and exits 0.
+Uses a throwaway data directory so demos never touch the user's history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from app.errors import GlassboxError
+
+
+def _read_prompts(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise GlassboxError(f"cannot read prompts file {path}: {exc.strerror}") from None
+    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise GlassboxError(f"no prompts in {path} (one prompt a line)")
+    return prompts
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise GlassboxError(f"--size must look like 1400x860, got {text!r}") from None
+    if width < 400 or height < 300:
+        raise GlassboxError(f"--size {text} is too small (at least 400x300)")
+    return width, height
+
+
+def metrics_table(turns: list[tuple[int, Any]]) -> str:
+    header = (f"{'turn':>4} {'queue_ms':>8} {'ttft_ms':>8} {'prompt':>6} {'cached':>6} {'prefill/s':>9} "
+              f"{'output':>6} {'decode/s':>8} {'itl_p50':>7} {'kv_used':>7} {'kv_fill':>7} {'stop':>9}")
+    rows = [header]
+
+    def f(value: Any, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    for i, (_mid, m) in enumerate(turns, start=1):
+        rows.append(
+            f"{i:>4} {f(m.queue_ms, '8.0f')} {f(m.ttft_ms, '8.0f')} {f(m.prompt_tokens, '6d')} "
+            f"{f(m.prompt_tokens_cached, '6d')} {f(m.prefill_tok_s, '9.0f')} {f(m.output_tokens, '6d')} "
+            f"{f(m.decode_tok_s, '8.1f')} {f(m.itl_ms_p50, '7.1f')} {f(m.kv_cells_used, '7d')} "
+            f"{f(None if m.kv_fill is None else m.kv_fill * 100, '6.1f')}% {m.stop_reason or '-':>9}"
+        )
+    return "\n".join(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    prompts = _read_prompts(args.prompts)
+    width, height = _parse_size(args.size)
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    home = tempfile.TemporaryDirectory(prefix="glassbox-demo-")
+    os.environ["GLASSBOX_HOME"] = home.name
+
+    from app.settings import RuntimeSettings, SamplingSettings
+    from ui.gui_settings import GuiSettings
+    from ui.launch import build_window, create_application, resolve_model, runtime_from_args
+
+    settings = GuiSettings(theme=args.theme)
+    settings.runtime = runtime_from_args(args, RuntimeSettings())
+    settings.sampling = SamplingSettings(
+        temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens
+    ).validate()
+    model = resolve_model(args, None)
+    app = create_application(args.theme)
+    from ui.error_dialog import install_excepthook
+
+    window = build_window(settings)
+    install_excepthook(lambda: window)
+    window.resize(width, height)
+    window.show()
+    driver = _DemoDriver(window, prompts, args.screenshot, args.timeout)
+    window.start(model)
+    code = app.exec()
+    if driver.error:
+        print(f"glassbox demo: {driver.error}", file=sys.stderr)
+    window.store.close()
+    home.cleanup()
+    return code if code else (1 if driver.error else 0)
+
+
+class _DemoDriver:
+    """Sends the next prompt whenever the previous reply is stored; screenshots at the end."""
+
+    def __init__(self, window: Any, prompts: list[str], screenshot: str, timeout_s: float) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.window, self.prompts, self.screenshot = window, list(prompts), screenshot
+        self.error: str | None = None
+        self.sent = 0
+        self._started = False
+        controller = window.controller
+        controller.model_ready.connect(self._on_controller_model_ready)
+        controller.conversation_opened.connect(self._on_controller_conversation_opened)
+        controller.reply_finished.connect(self._on_controller_reply_finished)
+        controller.turns_reloaded.connect(self._on_controller_turns_reloaded)
+        window.bridge.engine_error.connect(self._on_bridge_engine_error)
+        window.bridge.engine_crashed.connect(lambda e: self._fail(e.message))
+        QTimer.singleShot(int(timeout_s * 1000), lambda: self._fail(f"timed out after {timeout_s:.0f} s"))
+        self._ready = {"model": False, "conversation": False}
+
+    def _on_controller_model_ready(self, _info: Any) -> None:
+        self._ready["model"] = True
+        self._maybe_begin()
+
+    def _on_controller_conversation_opened(self, _cid: int) -> None:
+        self._ready["conversation"] = True
+        self._maybe_begin()
+
+    def _maybe_begin(self) -> None:
+        if all(self._ready.values()) and not self._started:
+            self._started = True
+            self._send_next()
+
+    def _send_next(self) -> None:
+        prompt = self.prompts[self.sent]
+        self.sent += 1
+        print(f"> {prompt}", flush=True)
+        self.window.controller.send(prompt)
+
+    def _on_controller_reply_finished(self, event: Any) -> None:
+        if event.metrics.stop_reason == "error":
+            self._fail("a turn ended with an error")
+
+    def _on_controller_turns_reloaded(self, _cid: int) -> None:
+        if self.error is not None:
+            return
+        if self.sent < len(self.prompts):
+            self._send_next()
+        else:
+            self._finish()
+
+    def _on_bridge_engine_error(self, event: Any) -> None:
+        self._fail(event.message)
+
+    def _fail(self, message: str) -> None:
+        if self.error is None and self.window.isVisible():
+            self.error = message
+            self.window.close()
+            from PySide6.QtWidgets import QApplication
+
+            QApplication.instance().exit(1)
+
+    def _finish(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        window = self.window
+        turns = window.panel.turns()
+        if turns:  # show the selection highlight on the last turn, as a user would see it
+            window.chat.select_message(turns[-1][0])
+            window.panel.highlight_message(turns[-1][0])
+        # Let the streaming renderer and the plot timer catch up before grabbing.
+        QTimer.singleShot(300, lambda: self._grab(turns))
+
+    def _grab(self, turns: list[tuple[int, Any]]) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        window = self.window
+        window.panel.flush()
+        QApplication.processEvents()
+        Path(self.screenshot).parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(self.screenshot):
+            self._fail(f"could not write {self.screenshot}")
+            return
+        print(metrics_table(turns))
+        print(f"screenshot: {self.screenshot} ({window.width()}x{window.height()})")
+        window.close()
+        QApplication.instance().exit(0)

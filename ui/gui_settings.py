@@ -1,0 +1,65 @@
+"""What the GUI remembers between runs: model path, runtime and sampling settings, theme.
+
+A JSON file in data_dir() (GLASSBOX_HOME in tests), written atomically. A file
+that is unreadable or holds invalid values falls back to defaults, field by
+group, so one bad value never stops the app from starting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.errors import GlassboxError
+from app.paths import data_dir
+from app.settings import RuntimeSettings, SamplingSettings
+
+FILE_NAME = "gui_settings.json"
+
+
+@dataclass
+class GuiSettings:
+    model_path: str | None = None
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    theme: str = "system"
+
+    @staticmethod
+    def path() -> Path:
+        return data_dir() / FILE_NAME
+
+    @classmethod
+    def load(cls) -> GuiSettings:
+        try:
+            raw: dict[str, Any] = json.loads(cls.path().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return cls()
+        result = cls()
+        if isinstance(raw.get("model_path"), str):
+            result.model_path = raw["model_path"]
+        if raw.get("theme") in ("system", "light", "dark"):
+            result.theme = raw["theme"]
+        try:
+            result.runtime = RuntimeSettings.from_dict(raw.get("runtime") or {}).validate()
+        except (GlassboxError, TypeError):
+            pass
+        try:
+            result.sampling = SamplingSettings.from_dict(raw.get("sampling") or {}).validate()
+        except (GlassboxError, TypeError):
+            pass
+        return result
+
+    def save(self) -> None:
+        data = {
+            "model_path": self.model_path,
+            "runtime": self.runtime.to_dict(),
+            "sampling": self.sampling.to_dict(),
+            "theme": self.theme,
+        }
+        target = self.path()
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        os.replace(tmp, target)

@@ -1,0 +1,149 @@
+"""`glassbox` (the GUI, default command) and `glassbox demo`, registered as CLI plugins.
+
+Registered through the "glassbox.commands" entry-point group so app/ never
+imports Qt: `register(subparsers)` adds the commands, each with run(args) -> int.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+NO_DISPLAY_MESSAGE = (
+    "glassbox: no display found (DISPLAY and WAYLAND_DISPLAY are unset); for a headless run use "
+    "`glassbox demo --prompts FILE --screenshot OUT.png`"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from app.cli.main import add_common_flags
+
+    gui = subparsers.add_parser("gui", help="open the desktop window (the default command)")
+    add_common_flags(gui)
+    gui.set_defaults(run=run_gui)
+
+    demo = subparsers.add_parser(
+        "demo", help="open the window headless, send prompts, save a screenshot, print metrics"
+    )
+    add_common_flags(demo)
+    demo.add_argument("--prompts", required=True, metavar="FILE", help="one prompt a line")
+    demo.add_argument("--screenshot", required=True, metavar="OUT.png", help="where to save the window")
+    demo.add_argument("--size", default="1400x860", metavar="WxH", help="window size (default 1400x860)")
+    demo.add_argument("--max-tokens", type=int, default=160, metavar="N", help="per reply (default 160)")
+    demo.add_argument("--temperature", type=float, default=0.7, metavar="T")
+    demo.add_argument("--seed", type=int, default=42, metavar="S")
+    demo.add_argument("--theme", choices=("light", "dark", "system"), default="light")
+    demo.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="give up after this long")
+    demo.set_defaults(run=run_demo)
+
+
+def display_missing() -> bool:
+    """True on Linux without a display server and without an explicit Qt platform."""
+    if not sys.platform.startswith("linux"):
+        return False
+    env = os.environ
+    return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM"))
+
+
+def runtime_from_args(args: argparse.Namespace, base: Any) -> Any:
+    changes = {}
+    if getattr(args, "ctx", None) is not None:
+        changes["n_ctx"] = args.ctx
+    if getattr(args, "gpu_layers", None) is not None:
+        changes["n_gpu_layers"] = args.gpu_layers
+    if getattr(args, "threads", None) is not None:
+        changes["n_threads"] = args.threads
+    return base.with_changes(**changes).validate()
+
+
+def resolve_model(args: argparse.Namespace, remembered: str | None) -> str:
+    from app.errors import ModelFileError
+    from app.paths import BUNDLED_MODEL_HINT, bundled_model_path
+
+    if getattr(args, "model", None):
+        if not Path(args.model).is_file():
+            raise ModelFileError(f"model file not found: {args.model}")
+        return str(Path(args.model).resolve())
+    if remembered and Path(remembered).is_file():
+        return remembered
+    bundled = bundled_model_path()
+    if bundled is None:
+        raise ModelFileError(BUNDLED_MODEL_HINT)
+    return str(bundled)
+
+
+def create_application(theme_name: str) -> Any:
+    from PySide6.QtWidgets import QApplication
+
+    from ui import theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Glassbox")
+    app.setOrganizationName("glassbox")
+    theme.apply_theme(app, theme_name)
+    return app
+
+
+def build_window(settings: Any) -> Any:
+    """The core objects wired to a new MainWindow (store, engine, session, bridge)."""
+    from app.engine.local import LocalEngine
+    from app.session import ChatSession
+    from app.storage.store import Store
+    from ui.bridge import EngineBridge
+    from ui.main_window import MainWindow
+
+    bridge = EngineBridge()
+    store = Store.open()
+    engine = LocalEngine()
+    session = ChatSession(engine, store, bridge.post)
+    window = MainWindow(engine=engine, store=store, session=session, bridge=bridge, settings=settings)
+    bridge.setParent(window)
+    return window
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    if display_missing():
+        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return 2
+    from ui.gui_settings import GuiSettings
+
+    settings = GuiSettings.load()
+    settings.runtime = runtime_from_args(args, settings.runtime)
+    model = resolve_model(args, settings.model_path)
+    from ui.error_dialog import install_excepthook
+
+    app = create_application(settings.theme)
+    window = build_window(settings)
+    install_excepthook(lambda: window)
+    window.show()
+    window.start(model)
+    code = app.exec()
+    window.store.close()
+    return int(code)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from ui.demo import run
+
+    return run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ui.launch demo ...`: the same commands without the installed entry point."""
+    from app.errors import GlassboxError
+
+    parser = argparse.ArgumentParser(prog="glassbox")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except GlassboxError as exc:
+        print(f"glassbox: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Status bar: model, backend and offload, n_ctx, threads, KV cache size, engine state."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
+
+from app.engine.events import ModelLoaded
+
+STATE_COLORS = {"loading": "#E69F00", "ready": "#009E73", "generating": "#0072B2", "crashed": "#D55E00"}
+
+
+class EngineStatusBar(QStatusBar):
+    """Shows what is loaded and what the engine is doing."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Status bar")
+        self.model_label = self._label("Model", "The loaded GGUF model")
+        self.backend_label = self._label("Backend", "Where the layers run: CPU, or GPU with layers offloaded")
+        self.ctx_label = self._label("Context", "Context size n_ctx in tokens (KV cache cells)")
+        self.threads_label = self._label("Threads", "CPU threads used for inference")
+        self.kv_label = self._label("KV cache", "Memory reserved for the KV cache at this n_ctx")
+        self.state_label = self._label("Engine state", "idle, loading, ready, generating or crashed")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)  # busy indicator: llama.cpp gives no load fraction over the pipe
+        self.progress.setMaximumWidth(120)
+        self.progress.setAccessibleName("Model loading progress")
+        self.progress.setToolTip("The model is loading in the engine process; the window stays usable")
+        self.progress.hide()
+        for label in (self.model_label, self.backend_label, self.ctx_label, self.threads_label, self.kv_label):
+            self.addPermanentWidget(label)
+        self.addPermanentWidget(self.progress)
+        self.addPermanentWidget(self.state_label)
+        self.set_state("idle")
+
+    def _label(self, name: str, tip: str) -> QLabel:
+        label = QLabel("")
+        label.setAccessibleName(name)
+        label.setToolTip(tip)
+        return label
+
+    def set_model_info(self, info: ModelLoaded) -> None:
+        self.model_label.setText(info.model_name or info.model_path.rsplit("/", 1)[-1])
+        self.model_label.setToolTip(info.model_path)
+        if info.n_layers_offloaded > 0:
+            backend = f"{info.backend}: {info.n_layers_offloaded}/{info.n_layers} layers on GPU"
+        else:
+            backend = f"{info.backend} ({info.n_layers} layers)"
+        self.backend_label.setText(backend)
+        self.ctx_label.setText(f"n_ctx {info.n_ctx}")
+        self.threads_label.setText(f"{info.n_threads} threads")
+        self.kv_label.setText(f"KV {info.kv_bytes_total / (1024 * 1024):.1f} MiB")
+
+    def set_state(self, state: str) -> None:
+        self.progress.setVisible(state == "loading")
+        color = STATE_COLORS.get(state)
+        text = f"<b>{state}</b>"
+        self.state_label.setText(f"<span style='color:{color}'>{text}</span>" if color else text)
+        self.state_label.setProperty("engine_state", state)
+
+    def state(self) -> str:
+        return str(self.state_label.property("engine_state"))
