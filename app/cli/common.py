@@ -102,6 +102,7 @@ def open_session(args: argparse.Namespace, store: Store) -> LoadedSession:
     session = ChatSession(engine, store, events.put)
     engine.load(model, settings)
     started = time.monotonic()
+    fraction = 0.0
     show = sys.stderr.isatty()
     try:
         while True:
@@ -114,7 +115,14 @@ def open_session(args: argparse.Namespace, store: Store) -> LoadedSession:
                         f"loading {model.name} took over {LOAD_TIMEOUT_S:.0f} s"
                     ) from None
                 if show:
-                    print(f"\rloading {model.name} ... {elapsed:4.1f} s", end="", file=sys.stderr)
+                    print(
+                        f"\rloading {model.name} ... {fraction:4.0%} {elapsed:5.1f} s",
+                        end="",
+                        file=sys.stderr,
+                    )
+                continue
+            if isinstance(event, ev.ModelLoadProgress):
+                fraction = event.fraction
                 continue
             if isinstance(event, ev.ModelLoaded):
                 break

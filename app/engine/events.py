@@ -23,6 +23,11 @@ class ModelLoadStarted(EngineEvent):
 
 
 @dataclass
+class ModelLoadProgress(EngineEvent):
+    fraction: float = 0.0  # llama.cpp's own progress through the tensor data, 0..1
+
+
+@dataclass
 class ModelLoaded(EngineEvent):
     model_path: str = ""
     model_name: str = ""

@@ -113,6 +113,8 @@ class LocalEngine:
         with self._lock:
             self._check_open()
             self._loading = True
+            if self._running is None:
+                self._cancel.clear()  # a cancel from now on aborts this load
         self._sink(ev.ModelLoadStarted(model_path=path))
         threading.Thread(
             target=self._load_job, args=(path, settings), daemon=True, name="glassbox-load"
@@ -132,12 +134,16 @@ class LocalEngine:
         return request.request_id
 
     def cancel(self, request_id: int | None = None) -> None:
-        """Stop the running turn (within one token) or drop a queued request."""
+        """Stop the running turn (within one token), drop a queued request, or, with no
+        request id while a model loads, abort the load (the previous model stays)."""
         dropped: _Request | None = None
         with self._lock:
             running = self._running
             if running is not None and request_id in (None, running.request_id):
                 self._cancel.set()
+                return
+            if running is None and self._loading and request_id is None:
+                self._cancel.set()  # llama.cpp's progress callback aborts the load
                 return
             for queued in list(self._pending):
                 if queued.request_id == request_id:
@@ -235,7 +241,6 @@ class LocalEngine:
         from app.engine.worker import worker_main  # noqa: PLC0415 - runs in the child only
 
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        self._cancel.clear()
         proc = self._ctx.Process(
             target=worker_main,
             args=(child_conn, self._cancel, str(self.log_path)),

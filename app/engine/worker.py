@@ -53,6 +53,39 @@ def _on_llama_log(level: int, text: bytes, user_data: Any) -> None:
         _log_partial.clear()
 
 
+PROGRESS_STEP = 0.05
+
+
+class LoadProgress:
+    """Passes llama.cpp's load progress to the parent, and lets cancel abort a load.
+
+    Llama() builds its model parameters from llama_model_default_params() and
+    offers no progress hook, so in this process (and only here) that function
+    is wrapped to set llama.cpp's progress_callback.
+    """
+
+    def __init__(self, llama_cpp: Any, conn: Connection, cancel: EventType) -> None:
+        self._conn, self._cancel, self._last = conn, cancel, -1.0
+        self._callback = llama_cpp.llama_progress_callback(self._on_progress)
+        original = llama_cpp.llama_cpp.llama_model_default_params
+
+        def params_with_progress() -> Any:
+            params = original()
+            params.progress_callback = self._callback
+            return params
+
+        llama_cpp.llama_cpp.llama_model_default_params = params_with_progress
+
+    def reset(self) -> None:
+        self._last = -1.0
+
+    def _on_progress(self, fraction: float, user_data: Any) -> bool:
+        if fraction >= 1.0 or fraction - self._last >= PROGRESS_STEP:
+            self._last = fraction
+            self._conn.send(ev.ModelLoadProgress(fraction=min(1.0, fraction)))
+        return not self._cancel.is_set()  # False makes llama.cpp abort the load
+
+
 class Loaded:
     """A model and context, plus what the decode loop needs about them."""
 
@@ -323,6 +356,7 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
 
     callback = llama_cpp.llama_log_callback(_on_llama_log)
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    progress = LoadProgress(llama_cpp, conn, cancel)
     model: Loaded | None = None
     while True:
         try:
@@ -334,10 +368,14 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
         try:
             if command == "load":
                 settings = RuntimeSettings.from_dict(payload["settings"])
+                progress.reset()
                 try:
                     new_model = Loaded(payload["path"], settings)
                 except ValueError as exc:
                     # The previous model stays loaded and usable.
+                    if cancel.is_set():
+                        conn.send(ev.EngineError(message="model loading cancelled"))
+                        continue
                     conn.send(
                         ev.EngineError(
                             message=f"llama.cpp could not load {Path(payload['path']).name}: {exc}"
