@@ -116,10 +116,12 @@ def main() -> None:
                 flush=True,
             )
     b_med, g_med = statistics.median(base), statistics.median(ours)
+    per_round = statistics.median(g / b for g, b in zip(ours, base))
     print(
         f"median: Llama.generate {b_med:.1f} tok/s, glassbox bench {g_med:.1f} tok/s, "
-        f"ratio {g_med / b_med:.3f} (target >= 0.95), threads {args.threads}, "
-        f"max_tokens {args.max_tokens}, temperature {args.temperature}, seed {args.seed}"
+        f"ratio of medians {g_med / b_med:.3f}, median per-round ratio {per_round:.3f} "
+        f"(target >= 0.95); threads {args.threads}, max_tokens {args.max_tokens}, "
+        f"temperature {args.temperature}, seed {args.seed}, rounds {args.rounds}"
     )
 
 

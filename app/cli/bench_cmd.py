@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     # Bench turns are measurements, not conversations: keep them out of the history.
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-") as scratch:
         store = Store.open(Path(scratch) / "bench.sqlite3")
-        loaded = open_session(args, store)
+        loaded = open_session(args, store, stream_tokens=False)
         try:
             print(describe_loaded(loaded.loaded), file=sys.stderr)
             conversation_id = store.create_conversation("bench", args.system).id
