@@ -55,9 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="glassbox", description="Local LLM chat that shows what inference is doing."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in (chat_cmd.register, bench_cmd.register, models_cmd.register):
-        register(sub)
-    for register in _plugin_registrars():
+    registrars = [chat_cmd.register, bench_cmd.register, models_cmd.register]
+    for register in registrars + _plugin_registrars():
         register(sub)
     return parser
 
