@@ -15,42 +15,26 @@ import collections
 import itertools
 import multiprocessing as mp
 import queue
-import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from app.engine import events as ev
+from app.engine.pending_turn import MessagesSource, PendingTurn, exit_signal_name
 from app.errors import EngineUnavailableError, GlassboxError
-from app.metrics import TurnMetrics, decode_figures, ns_to_ms
+from app.metrics import TurnMetrics, ns_to_ms
 from app.models.gguf_file import read_gguf_info
 from app.paths import logs_dir
 from app.settings import RuntimeSettings, SamplingSettings
 
-Messages = Sequence[dict[str, str]]
-MessagesSource = Messages | Callable[[], Messages]
 EventSink = Callable[[ev.EngineEvent], None]
 
 LOG_TAIL_LINES = 20
 CLOSE_GRACE_S = 3.0
-
-
-@dataclass
-class _Request:
-    request_id: int
-    messages: MessagesSource
-    sampling: SamplingSettings
-    submit_ns: int
-    # Filled in as the turn runs, so a crash can still report what was seen.
-    first_token_ns: int | None = None
-    token_times: list[int] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    started: ev.TurnStarted | None = None
 
 
 class LocalEngine:
@@ -71,8 +55,8 @@ class LocalEngine:
         self._conn: Connection | None = None
         self._cancel = self._ctx.Event()
         self._reader: threading.Thread | None = None
-        self._pending: collections.deque[_Request] = collections.deque()
-        self._running: _Request | None = None
+        self._pending: collections.deque[PendingTurn] = collections.deque()
+        self._running: PendingTurn | None = None
         self._loading = False
         self._closed = False
         self._crashed = False
@@ -126,7 +110,7 @@ class LocalEngine:
         sampling = (sampling or SamplingSettings()).validate()
         with self._lock:
             self._check_open()
-            request = _Request(next(self._ids), messages, sampling, time.monotonic_ns())
+            request = PendingTurn(next(self._ids), messages, sampling, time.monotonic_ns())
             ahead = len(self._pending) + (1 if self._running or self._loading else 0)
             self._pending.append(request)
         self._sink(ev.RequestQueued(request_id=request.request_id, position=ahead))
@@ -136,7 +120,7 @@ class LocalEngine:
     def cancel(self, request_id: int | None = None) -> None:
         """Stop the running turn (within one token), drop a queued request, or, with no
         request id while a model loads, abort the load (the previous model stays)."""
-        dropped: _Request | None = None
+        dropped: PendingTurn | None = None
         with self._lock:
             running = self._running
             if running is not None and request_id in (None, running.request_id):
@@ -384,12 +368,7 @@ class LocalEngine:
             doomed = list(self._pending) if was_loading else []
             if was_loading:
                 self._pending.clear()
-        signal_name = None
-        if code is not None and code < 0:
-            try:
-                signal_name = signal.Signals(-code).name
-            except ValueError:
-                signal_name = f"signal {-code}"
+        signal_name = exit_signal_name(code)
         status = signal_name or f"exit code {code}"
         tail = self.log_tail()
         last = f": {tail[-1]}" if tail else ""
@@ -407,7 +386,7 @@ class LocalEngine:
                 ev.TurnFinished(
                     request_id=request.request_id,
                     text="".join(request.text),
-                    metrics=self._crashed_metrics(request),
+                    metrics=request.crashed_metrics(),
                 )
             )
         for waiting in doomed:
@@ -423,25 +402,3 @@ class LocalEngine:
                 )
             )
         self._dispatch()
-
-    @staticmethod
-    def _crashed_metrics(request: _Request) -> TurnMetrics:
-        """What the parent saw of a turn whose worker died; the rest stays None."""
-        now = time.monotonic_ns()
-        started = request.started
-        m = TurnMetrics(
-            stop_reason="error",
-            total_ms=ns_to_ms(now - request.submit_ns),
-            output_tokens=len(request.token_times),
-        )
-        if started is not None:
-            m.queue_ms = started.queue_ms
-            m.prompt_tokens = started.prompt_tokens
-            m.prompt_tokens_cached = started.prompt_tokens_cached
-            m.prompt_tokens_evaluated = started.prompt_tokens - started.prompt_tokens_cached
-        if request.first_token_ns is not None:
-            m.ttft_ms = ns_to_ms(request.first_token_ns - request.submit_ns)
-        if request.token_times:
-            for name, value in decode_figures(request.token_times).items():
-                setattr(m, name, value)
-        return m

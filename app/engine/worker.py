@@ -14,11 +14,8 @@ callback.
 from __future__ import annotations
 
 import codecs
-import collections
 import ctypes
-import os
 import random
-import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -29,61 +26,11 @@ from typing import Any
 
 from app.engine import events as ev
 from app.engine.kv_log import parse_kv_report
+from app.engine.llama_hooks import LoadProgress, log_ring, on_llama_log, redirect_output
 from app.engine.prompting import PLAIN_STOP, Message, find_stop, fit_history, plain_prompt
 from app.errors import GlassboxError
 from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
 from app.settings import KV_CACHE_TYPES, RuntimeSettings, SamplingSettings
-
-# A load logs about 2,000 lines at debug level; the KV report sits in the middle.
-LOG_RING_LINES = 8000
-_log_ring: collections.deque[str] = collections.deque(maxlen=LOG_RING_LINES)
-_log_partial: list[str] = []
-
-
-def _on_llama_log(level: int, text: bytes, user_data: Any) -> None:
-    """llama.cpp log callback: keep recent lines for parsing and tee them to stderr."""
-    chunk = text.decode("utf-8", errors="replace")
-    try:
-        os.write(2, text)
-    except OSError:
-        pass
-    _log_partial.append(chunk)
-    if chunk.endswith("\n"):
-        _log_ring.extend("".join(_log_partial).splitlines())
-        _log_partial.clear()
-
-
-PROGRESS_STEP = 0.05
-
-
-class LoadProgress:
-    """Passes llama.cpp's load progress to the parent, and lets cancel abort a load.
-
-    Llama() builds its model parameters from llama_model_default_params() and
-    offers no progress hook, so in this process (and only here) that function
-    is wrapped to set llama.cpp's progress_callback.
-    """
-
-    def __init__(self, llama_cpp: Any, conn: Connection, cancel: EventType) -> None:
-        self._conn, self._cancel, self._last = conn, cancel, -1.0
-        self._callback = llama_cpp.llama_progress_callback(self._on_progress)
-        original = llama_cpp.llama_cpp.llama_model_default_params
-
-        def params_with_progress() -> Any:
-            params = original()
-            params.progress_callback = self._callback
-            return params
-
-        llama_cpp.llama_cpp.llama_model_default_params = params_with_progress
-
-    def reset(self) -> None:
-        self._last = -1.0
-
-    def _on_progress(self, fraction: float, user_data: Any) -> bool:
-        if fraction >= 1.0 or fraction - self._last >= PROGRESS_STEP:
-            self._last = fraction
-            self._conn.send(ev.ModelLoadProgress(fraction=min(1.0, fraction)))
-        return not self._cancel.is_set()  # False makes llama.cpp abort the load
 
 
 class Loaded:
@@ -95,7 +42,7 @@ class Loaded:
         self.llama_cpp = llama_cpp
         self.path = path
         self.settings = settings
-        _log_ring.clear()
+        log_ring.clear()
         started = time.monotonic_ns()
         kv_type = KV_CACHE_TYPES[settings.kv_cache_type]
         self.llm = llama_cpp.Llama(
@@ -127,7 +74,7 @@ class Loaded:
                 eos_token=self.model.token_get_text(eos) if eos != -1 else "",
                 bos_token=self.model.token_get_text(bos) if bos != -1 else "",
             )
-        self.kv_report = parse_kv_report(_log_ring)
+        self.kv_report = parse_kv_report(log_ring)
         self.kv_cells_total = self.kv_report.cells or self.n_ctx
         self.kv_bytes_per_cell = self._kv_bytes_per_cell(meta, kv_type)
         self.kv_bytes_total = self.kv_bytes_per_cell * self.kv_cells_total
@@ -338,23 +285,12 @@ def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[s
     conn.send(ev.TurnFinished(request_id=request_id, text=text, metrics=metrics))
 
 
-def _redirect_output(log_path: str) -> None:
-    """Send fd 1 and 2 to the log file: llama.cpp and llama-cpp-python print there,
-    and the parent's stdout (a piped `glassbox chat`) must carry only the reply."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-
-
 def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
     """Entry point of the child process: serve commands until "close" or EOF."""
-    _redirect_output(log_path)
+    redirect_output(log_path)
     import llama_cpp  # noqa: PLC0415
 
-    callback = llama_cpp.llama_log_callback(_on_llama_log)
+    callback = llama_cpp.llama_log_callback(on_llama_log)
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
     progress = LoadProgress(llama_cpp, conn, cancel)
     model: Loaded | None = None
