@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from app.errors import GlassboxError
-from app.models.fit import estimate_fit, format_bytes
+from app.models.fit import estimate_fit, format_bytes, rough_verdict_for_size
 from app.models.library import ModelLibrary
 from app.settings import KV_CACHE_TYPES, RuntimeSettings
 
@@ -131,7 +131,8 @@ def run_pull(args: argparse.Namespace) -> int:
     files = hub.list_gguf_files(args.repo)
     if args.list:
         for f in files:
-            print(f"{f.filename}  {f.quantization or '?'}  {format_bytes(f.size_bytes)}")
+            verdict = rough_verdict_for_size(f.size_bytes)
+            print(f"{f.filename}  {f.quantization or '?'}  {format_bytes(f.size_bytes)}  {verdict}")
         return 0
     chosen = hub.pick_file(files, args.file)
     show = sys.stderr.isatty()

@@ -126,6 +126,16 @@ def verdict_for(total_bytes: int, available_bytes: int | None) -> str:
     return WONT_FIT
 
 
+def rough_verdict_for_size(size_bytes: int | None, available_bytes: int | None = None) -> str:
+    """A verdict before the header is known (a file on the Hub): weights ~ the file size,
+    plus a fifth for KV cache and compute buffers at a modest context."""
+    if size_bytes is None:
+        return UNKNOWN
+    if available_bytes is None:
+        available_bytes = available_memory_bytes()
+    return verdict_for(size_bytes + size_bytes // 5, available_bytes)
+
+
 def estimate_fit(
     model: GGUFInfo | str | Path,
     n_ctx: int,

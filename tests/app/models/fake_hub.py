@@ -32,6 +32,8 @@ class FakeHubFile:
     size: int  # advertised size
     drops: int = 0  # how many GETs from byte 0 are cut off mid-body
     drop_after: int = 0
+    hold_after: int = 0  # with release set: pause the body here until release is set
+    release: threading.Event | None = None
 
 
 @dataclass
@@ -152,8 +154,16 @@ class _HubHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        for i in range(0, len(body), 1 << 20):
-            self.wfile.write(body[i : i + (1 << 20)])
+        try:
+            if f.release is not None and start == 0:
+                self.wfile.write(body[: f.hold_after])
+                self.wfile.flush()
+                f.release.wait(60)
+                body = body[f.hold_after :]
+            for i in range(0, len(body), 1 << 20):
+                self.wfile.write(body[i : i + (1 << 20)])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (a cancelled download)
 
 
 @contextmanager

@@ -144,3 +144,12 @@ def test_padding_and_format() -> None:
     assert format_bytes(512) == "512 B"
     assert format_bytes(3 * MIB // 2) == "1.5 MiB"
     assert format_bytes(None) == "unknown"
+
+
+def test_rough_verdict_from_file_size() -> None:
+    from app.models.fit import rough_verdict_for_size
+
+    assert rough_verdict_for_size(1000, available_bytes=10_000) == FITS
+    assert rough_verdict_for_size(7000, available_bytes=10_000) == TIGHT
+    assert rough_verdict_for_size(9000, available_bytes=10_000) == WONT_FIT
+    assert rough_verdict_for_size(None) == UNKNOWN

@@ -1,0 +1,220 @@
+"""Model library dialog: local GGUF files with a memory-fit verdict, plus the
+Hugging Face tab (search, download with progress and Cancel).
+
+The main window opens it with `ModelsDialog(parent, on_model_chosen=callable(path))`.
+Library scans and all Hub work run on the dialog's thread pool (see
+ui.models_hub_tab.BackgroundJobs); only the GUI thread touches widgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QLabel,
+    QSpinBox,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import GlassboxError
+from app.models.fit import estimate_fit, format_bytes
+from app.models.library import ModelEntry, ModelLibrary
+from ui.models_hub_tab import (
+    BackgroundJobs,
+    HubTab,
+    button,
+    describe,
+    page,
+    row,
+    status_label,
+    table,
+)
+
+LIBRARY_COLUMNS = ("Name", "Quant", "Params", "Context", "Size", "Fit", "Source", "Path")
+DEFAULT_FIT_CTX = 4096
+
+
+def _fmt_params(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+def _scan(library: ModelLibrary, n_ctx: int) -> list[tuple[ModelEntry, str]]:
+    """Library entries with a fit verdict at n_ctx (runs off the GUI thread)."""
+    rows = []
+    for entry in library.scan():
+        verdict = "-"
+        if entry.info is not None:
+            try:
+                fit = estimate_fit(entry.info, n_ctx)
+                verdict = f"{fit.verdict} ({format_bytes(fit.total_bytes)})"
+            except GlassboxError:
+                verdict = "unknown"
+        rows.append((entry, verdict))
+    return rows
+
+
+def _cells(entry: ModelEntry, verdict: str) -> tuple[str, ...]:
+    info = entry.info
+    if info is None:
+        size = format_bytes(entry.to_dict()["size_bytes"])
+        return (
+            f"{entry.name} (unreadable)",
+            "-",
+            "-",
+            "-",
+            size,
+            "-",
+            entry.source,
+            str(entry.path),
+        )
+    return (
+        entry.name,
+        info.quantization or "?",
+        _fmt_params(info.parameters),
+        str(info.context_length or "?"),
+        format_bytes(info.size_bytes),
+        verdict,
+        entry.repo_id or entry.source,
+        str(entry.path),
+    )
+
+
+class ModelsDialog(QDialog):
+    """Lists, judges and fetches GGUF models.
+
+    Signals:
+        library_loaded(int): the library table was filled (number of entries).
+        model_chosen(str): the user picked a model to load (its path).
+        The Hugging Face tab's signals are on `hub_tab` (search_finished, files_listed,
+        download_progressed, download_finished, download_failed).
+    """
+
+    library_loaded = Signal(int)
+    model_chosen = Signal(str)
+
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        on_model_chosen: Callable[[Path], Any] | None = None,
+        n_ctx: int = DEFAULT_FIT_CTX,
+        library: ModelLibrary | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Model library")
+        self.setAccessibleName("Model library")
+        self.resize(980, 560)
+        self._on_model_chosen = on_model_chosen
+        self._library = library or ModelLibrary()
+        self._entries: list[ModelEntry] = []
+        self.jobs = BackgroundJobs(self)
+
+        self.library_table = table(LIBRARY_COLUMNS, "Local models")
+        self.library_table.itemDoubleClicked.connect(self._on_library_table_item_double_clicked)
+        self.ctx_spin = QSpinBox(minimum=256, maximum=1 << 20, singleStep=1024, value=n_ctx)
+        self.ctx_spin.setAccessibleName("Context for the fit estimate")
+        self.ctx_spin.setToolTip("n_ctx used for the KV cache part of the memory estimate")
+        self.ctx_spin.editingFinished.connect(self.refresh_library)
+        self.use_button = button("Use this model", self._on_use_button_clicked)
+        self.library_status = status_label("Library status")
+        add_button = button("Add folder…", self._on_add_button_clicked)
+        refresh_button = button("Refresh", self.refresh_library)
+        controls = row(QLabel("Fit at n_ctx"), self.ctx_spin, add_button, refresh_button, None)
+        controls.addWidget(self.use_button)
+
+        self.hub_tab = HubTab(self.jobs)
+        self.hub_tab.download_finished.connect(self._on_hub_tab_download_finished)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(page(self.library_table, controls, self.library_status), "Library")
+        self.tabs.addTab(self.hub_tab, "Hugging Face")
+        QVBoxLayout(self).addWidget(self.tabs)
+        self.refresh_library()
+
+    # Library -------------------------------------------------------------
+
+    def refresh_library(self) -> None:
+        n_ctx, library = self.ctx_spin.value(), self._library
+        self.library_status.setText("Reading model headers…")
+        self.jobs.run(lambda _p: _scan(library, n_ctx), self._on_scanned, self._on_scan_error)
+
+    def _on_scanned(self, rows: list[tuple[ModelEntry, str]]) -> None:
+        self._entries = [entry for entry, _ in rows]
+        self.library_table.setRowCount(len(rows))
+        for r, (entry, verdict) in enumerate(rows):
+            for c, text in enumerate(_cells(entry, verdict)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(entry.error or text)
+                self.library_table.setItem(r, c, item)
+        self.library_table.resizeColumnsToContents()
+        unreadable = sum(1 for e in self._entries if e.error)
+        note = f", {unreadable} unreadable (hover for why)" if unreadable else ""
+        n_ctx = self.ctx_spin.value()
+        self.library_status.setText(f"{len(rows)} models{note}; fit at n_ctx {n_ctx}")
+        self.library_loaded.emit(len(rows))
+
+    def _on_scan_error(self, error: BaseException) -> None:
+        self.library_status.setText(describe(error))
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries)
+
+    def select_path(self, path: str | Path) -> bool:
+        for r, entry in enumerate(self._entries):
+            if entry.path == Path(path):
+                self.library_table.selectRow(r)
+                return True
+        return False
+
+    def _on_library_table_item_double_clicked(self, _item: QTableWidgetItem) -> None:
+        self._on_use_button_clicked()
+
+    def _on_use_button_clicked(self) -> None:
+        r = self.library_table.currentRow()
+        if not 0 <= r < len(self._entries):
+            self.library_status.setText("Select a model first.")
+            return
+        entry = self._entries[r]
+        try:
+            self._library.check(entry)  # it may have moved since the list was made
+        except GlassboxError as exc:
+            self.library_status.setText(str(exc))
+            self.refresh_library()
+            return
+        if self._on_model_chosen is not None:
+            self._on_model_chosen(entry.path)
+        self.model_chosen.emit(str(entry.path))
+        self.accept()
+
+    def _on_add_button_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of GGUF models")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str | Path) -> None:
+        try:
+            self._library.add_folder(folder)
+        except GlassboxError as exc:
+            self.library_status.setText(str(exc))
+            return
+        self.refresh_library()
+
+    def _on_hub_tab_download_finished(self, path: str) -> None:
+        # Show the new model in the library, selected, ready for "Use this model".
+        self.library_loaded.connect(
+            lambda _n: self.select_path(path), Qt.ConnectionType.SingleShotConnection
+        )
+        self.refresh_library()
+        self.tabs.setCurrentIndex(0)
+
+    def done(self, result: int) -> None:
+        self.hub_tab.cancel_download()  # a running download stops and leaves nothing
+        super().done(result)

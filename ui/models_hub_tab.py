@@ -1,0 +1,316 @@
+"""The Hugging Face tab of the model library dialog, and the background runner both tabs use.
+
+Hub search, file listing and downloads run on a QThreadPool; results come back
+to the GUI thread through a queue drained by a timer, so only the GUI thread
+touches Qt objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import GlassboxError
+from app.models import hub
+from app.models.fit import format_bytes, rough_verdict_for_size
+
+HUB_FILE_COLUMNS = ("File", "Quant", "Size", "Fit (approx.)")
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, GlassboxError):
+        return str(error)
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+def button(text: str, slot: Callable[[], Any]) -> QPushButton:
+    widget = QPushButton(text)
+    widget.clicked.connect(slot)
+    return widget
+
+
+def status_label(name: str) -> QLabel:
+    label = QLabel("")
+    label.setWordWrap(True)
+    label.setAccessibleName(name)
+    return label
+
+
+def table(columns: tuple[str, ...], name: str) -> QTableWidget:
+    widget = QTableWidget(0, len(columns))
+    widget.setHorizontalHeaderLabels(list(columns))
+    widget.setAccessibleName(name)
+    widget.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    widget.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    widget.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    widget.horizontalHeader().setStretchLastSection(True)
+    widget.verticalHeader().setVisible(False)
+    return widget
+
+
+def row(*items: QWidget | tuple[QWidget, int] | None) -> QHBoxLayout:
+    """A row of widgets; (widget, stretch) stretches it, None is a stretchable gap."""
+    layout = QHBoxLayout()
+    for item in items:
+        if item is None:
+            layout.addStretch(1)
+        elif isinstance(item, tuple):
+            layout.addWidget(*item)
+        else:
+            layout.addWidget(item)
+    return layout
+
+
+def page(*items: QWidget | QHBoxLayout) -> QWidget:
+    widget = QWidget()
+    layout = QVBoxLayout(widget)
+    for item in items:
+        if isinstance(item, QWidget):
+            layout.addWidget(item)
+        else:
+            layout.addLayout(item)
+    return widget
+
+
+class BackgroundJobs(QObject):
+    """Runs fn(report_progress) on its own QThreadPool; callbacks run in the GUI thread.
+
+    Worker threads never touch a Qt object, not even a signal: they put results on
+    a queue that a GUI-thread timer drains. A worker holding the last reference to
+    a Qt wrapper would let it be garbage-collected off the GUI thread, which crashes.
+    """
+
+    POLL_MS = 40
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self._results: queue.SimpleQueue[tuple[int, str, Any]] = queue.SimpleQueue()
+        self._callbacks: dict[int, tuple[Callable[..., Any], ...]] = {}
+        self._ids = itertools.count(1)
+        self._timer = QTimer(self)
+        self._timer.setInterval(self.POLL_MS)
+        self._timer.timeout.connect(self._on_timer_timeout)
+
+    def run(
+        self,
+        fn: Callable[[Callable[[Any], None]], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[BaseException], None],
+        on_progress: Callable[[Any], None] | None = None,
+    ) -> None:
+        """fn must not capture Qt objects: it runs, and is released, on a worker thread."""
+        job_id = next(self._ids)
+        self._callbacks[job_id] = (on_done, on_error, on_progress or (lambda _v: None))
+        results = self._results
+
+        def job() -> None:
+            try:
+                value = fn(lambda progress: results.put((job_id, "progress", progress)))
+            except BaseException as exc:  # reported in the GUI thread
+                results.put((job_id, "error", exc))
+            else:
+                results.put((job_id, "done", value))
+
+        self.pool.start(job)
+        self._timer.start()
+
+    def pending(self) -> int:
+        return len(self._callbacks)
+
+    def _on_timer_timeout(self) -> None:
+        latest: dict[int, Any] = {}  # progress is coalesced: only the newest per tick counts
+        while True:
+            try:
+                job_id, kind, value = self._results.get_nowait()
+            except queue.Empty:
+                break
+            callbacks = self._callbacks.get(job_id)
+            if callbacks is None:
+                continue
+            if kind == "progress":
+                latest[job_id] = value
+                continue
+            if job_id in latest:
+                callbacks[2](latest.pop(job_id))
+            del self._callbacks[job_id]
+            (callbacks[0] if kind == "done" else callbacks[1])(value)
+        for job_id, value in latest.items():
+            self._callbacks[job_id][2](value)
+        if not self._callbacks:
+            self._timer.stop()
+
+
+class HubTab(QWidget):
+    """Search GGUF repositories, list a repository's files, download one with progress.
+
+    Signals:
+        search_finished(int): search results are shown (count).
+        files_listed(int): a repository's GGUF files are shown (count).
+        download_progressed(object): a DownloadProgress, at phase changes and 10% steps.
+        download_finished(str): a file was downloaded and verified (its path).
+        download_failed(str): a download failed or was cancelled (one-line message).
+    """
+
+    search_finished = Signal(int)
+    files_listed = Signal(int)
+    download_progressed = Signal(object)
+    download_finished = Signal(str)
+    download_failed = Signal(str)
+
+    def __init__(self, jobs: BackgroundJobs, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._jobs = jobs
+        self._files: list[hub.HubFile] = []
+        self._cancel: threading.Event | None = None
+        self._last_step: tuple[str, int] | None = None
+        self.search_edit = QLineEdit(placeholderText="Search GGUF models, e.g. SmolLM2 or Qwen")
+        self.search_edit.setAccessibleName("Hub search")
+        self.search_edit.returnPressed.connect(self.search)
+        self.search_button = button("Search", self.search)
+        self.repo_list = QListWidget()
+        self.repo_list.setAccessibleName("Repositories")
+        self.repo_list.currentItemChanged.connect(self._on_repo_list_current_item_changed)
+        self.files_table = table(HUB_FILE_COLUMNS, "Repository files")
+        self.download_button = button("Download", self.start_download)
+        self.cancel_button = button("Cancel", self.cancel_download)
+        self.cancel_button.setEnabled(False)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setAccessibleName("Download progress")
+        self.status = status_label("Hub status")
+        lists = QHBoxLayout()
+        lists.addWidget(self.repo_list, 2)
+        lists.addWidget(self.files_table, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row((self.search_edit, 1), self.search_button))
+        layout.addLayout(lists, 1)
+        layout.addLayout(row((self.progress_bar, 1), self.download_button, self.cancel_button))
+        layout.addWidget(self.status)
+
+    @property
+    def downloading(self) -> bool:
+        return self._cancel is not None
+
+    def search(self) -> None:
+        query = self.search_edit.text().strip()
+        self.status.setText(f"Searching for {query!r}…" if query else "Listing GGUF models…")
+        self.search_button.setEnabled(False)
+        self._jobs.run(lambda _p: hub.search_models(query), self._on_search_done, self._on_error)
+
+    def _on_search_done(self, repos: list[hub.HubRepo]) -> None:
+        self.search_button.setEnabled(True)
+        self.repo_list.clear()
+        for repo in repos:
+            label = f"{repo.repo_id}  ·  {repo.downloads or 0:,} downloads"
+            item = QListWidgetItem(label + ("  (gated)" if repo.gated else ""))
+            item.setData(Qt.ItemDataRole.UserRole, repo.repo_id)
+            self.repo_list.addItem(item)
+        self.status.setText(f"{len(repos)} repositories" if repos else "Nothing found.")
+        self.search_finished.emit(len(repos))
+
+    def _on_repo_list_current_item_changed(self, item: QListWidgetItem | None) -> None:
+        if item is not None:
+            self.list_files(str(item.data(Qt.ItemDataRole.UserRole)))
+
+    def list_files(self, repo_id: str) -> None:
+        self.status.setText(f"Listing {repo_id}…")
+        self.files_table.setRowCount(0)
+        self._jobs.run(lambda _p: hub.list_gguf_files(repo_id), self._on_listed, self._on_error)
+
+    def _on_listed(self, files: list[hub.HubFile]) -> None:
+        self._files = files
+        self.files_table.setRowCount(len(files))
+        for r, f in enumerate(files):
+            size = format_bytes(f.size_bytes)
+            cells = (f.filename, f.quantization or "?", size, rough_verdict_for_size(f.size_bytes))
+            for c, text in enumerate(cells):
+                self.files_table.setItem(r, c, QTableWidgetItem(text))
+        self.files_table.resizeColumnsToContents()
+        if files:
+            self.files_table.selectRow(0)
+        self.status.setText(f"{len(files)} GGUF files; fit is judged from the file size")
+        self.files_listed.emit(len(files))
+
+    def _on_error(self, error: BaseException) -> None:
+        self.search_button.setEnabled(True)
+        self.status.setText(describe(error))
+
+    def start_download(self) -> None:
+        r = self.files_table.currentRow()
+        if self._cancel is not None or not 0 <= r < len(self._files):
+            return
+        file = self._files[r]
+        cancel = self._cancel = threading.Event()
+        self.download_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setValue(0)
+        self.status.setText(f"Downloading {file.filename}…")
+        self._last_step = None
+
+        def download(progress: Callable[[Any], None]) -> Path:
+            return hub.download_gguf(file, on_progress=progress, cancel=cancel)
+
+        self._jobs.run(download, self._on_downloaded, self._on_download_error, self._on_progress)
+
+    def cancel_download(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()  # the download stops at its next chunk and leaves nothing
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling…")
+
+    def _on_progress(self, p: hub.DownloadProgress) -> None:
+        if self._cancel is None or self._cancel.is_set():
+            return
+        total = p.total_bytes or 0
+        self.progress_bar.setValue(int(100 * p.done_bytes / total) if total else 0)
+        rate = f"{format_bytes(int(p.rate_bytes_s))}/s" if p.rate_bytes_s else "…"
+        eta = f", {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+        verb = "Verifying" if p.phase == "verifying" else "Downloading"
+        done = f"{format_bytes(p.done_bytes)} of {format_bytes(total)}"
+        self.status.setText(f"{verb} {p.filename}: {done} · {rate}{eta}")
+        # Few emits on purpose: PySide6 6.12.0 loses a reference to True on every
+        # Python-side emit() (tests/ui/test_views.py checks for it); a multi-GB
+        # download must not emit per chunk. Phase changes and 10% steps only.
+        step = (p.phase, int(10 * p.done_bytes / total) if total else 0)
+        if step != self._last_step:
+            self._last_step = step
+            self.download_progressed.emit(p)
+
+    def _download_ended(self) -> None:
+        self._cancel = None
+        self.download_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _on_downloaded(self, path: Path) -> None:
+        self._download_ended()
+        self.progress_bar.setValue(100)
+        self.status.setText(f"Downloaded and verified: {path}")
+        self.download_finished.emit(str(path))
+
+    def _on_download_error(self, error: BaseException) -> None:
+        self._download_ended()
+        self.progress_bar.setValue(0)
+        message = describe(error)
+        self.status.setText(message)
+        self.download_failed.emit(message)
