@@ -101,12 +101,9 @@ def is_offline() -> bool:
 
 def ensure_online() -> None:
     """Raise HubOfflineError fast when the Hub cannot be used."""
-    endpoint = hub_endpoint()
+    endpoint, cached_ok = hub_endpoint(), "cached models still work"
     if is_offline():
-        raise HubOfflineError(
-            "offline (HF_HUB_OFFLINE is set): Hugging Face search and downloads are off; "
-            "cached models still work"
-        )
+        raise HubOfflineError(f"offline (HF_HUB_OFFLINE is set): Hub search is off; {cached_ok}")
     parts = urlsplit(endpoint)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
@@ -114,8 +111,7 @@ def ensure_online() -> None:
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
         raise HubOfflineError(
-            f"offline: cannot reach the Hugging Face Hub at {endpoint} ({reason}); "
-            "cached models still work"
+            f"offline: cannot reach the Hugging Face Hub at {endpoint} ({reason}); {cached_ok}"
         ) from None
 
 
