@@ -97,7 +97,13 @@ class ChatController(QObject):
             if not listing:
                 listing = [self.store.create_conversation()]
             return listing, listing[0].id
-        self.tasks.run(job, on_done=lambda r: (self._show_listing(r[0], r[1]), self.open_conversation(r[1])))
+        def done(result: tuple[list[Any], int]) -> None:
+            listing, newest = result
+            # A message sent before the listing arrived has made its own conversation.
+            current = self.conversation_id if self.conversation_id is not None else newest
+            self._show_listing(listing, current)
+            self.open_conversation(current)
+        self.tasks.run(job, on_done=done)
 
     def refresh_conversations(self) -> None:
         search, current = self._search, self.conversation_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from PySide6.QtCore import QPointF, QTimer, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QGridLayout, QLabel, QToolTip, QVBoxLayout, QWidget
 
@@ -66,13 +66,17 @@ class InternalsPanel(QWidget):
         self._final: TurnMetrics | None = None
         self._dirty_turns = False
         self._dirty_live = False
+        self._dirty_kv = False
         self.redraw_count = 0
         self.last_hover_text = ""
 
         self.readout = QLabel()
         self.readout.setAccessibleName("Current turn readout")
         self.readout.setToolTip("The numbers of the turn in progress, or of the last finished turn")
-        self.readout.setWordWrap(True)
+        # A fixed height: a readout that grew or shrank with its text would relayout and
+        # repaint every plot below it on each tick.
+        self.readout.setFixedHeight(112)
+        self.readout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
         self.ttft_plot = TtftPlot()
         self.rate_plot = RatePlot()
@@ -115,8 +119,9 @@ class InternalsPanel(QWidget):
 
     # ---- per-turn data --------------------------------------------------------------------
     def set_model_info(self, info: ModelLoaded) -> None:
-        self.kv_plot.set_capacity(info.kv_cells_total, info.kv_bytes_total)
-        self._dirty_turns = True
+        if (info.kv_cells_total, info.kv_bytes_total) != (self.kv_plot.cells_total, self.kv_plot.bytes_total):
+            self.kv_plot.set_capacity(info.kv_cells_total, info.kv_bytes_total)
+            self._dirty_kv = True  # only the KV plot changes: redrawing all three costs a frame
 
     def set_turns(self, turns: Sequence[tuple[int, TurnMetrics]]) -> None:
         """Replace every point: one (message_id, metrics) per assistant turn, in order."""
@@ -173,8 +178,10 @@ class InternalsPanel(QWidget):
 
     # ---- drawing --------------------------------------------------------------------------------
     def _on_redraw_timer_timeout(self) -> None:
-        if not (self._dirty_turns or self._dirty_live):
+        if not (self._dirty_turns or self._dirty_live or self._dirty_kv):
             return
+        if self._dirty_kv and not self._dirty_turns:
+            self.kv_plot.set_turns([m for _mid, m in self._turns])
         if self._dirty_turns:
             metrics = [m for _mid, m in self._turns]
             for plot in self.turn_plots():
@@ -184,7 +191,7 @@ class InternalsPanel(QWidget):
             self.tokens_plot.set_points(self._live_times_ms, range(1, len(self._live_times_ms) + 1))
             self.itl_plot.set_points(range(2, len(self._live_itl_ms) + 2), self._live_itl_ms)
         self._render_readout()
-        self._dirty_turns = self._dirty_live = False
+        self._dirty_turns = self._dirty_live = self._dirty_kv = False
         self.redraw_count += 1
 
     def flush(self) -> None:

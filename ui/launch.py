@@ -95,6 +95,9 @@ def build_window(settings: Any) -> Any:
     from ui.bridge import EngineBridge
     from ui.main_window import MainWindow
 
+    # Background threads here parse GGUF headers and write SQLite; a shorter GIL switch
+    # interval (default 5 ms) lets the GUI thread take the GIL back sooner.
+    sys.setswitchinterval(0.001)
     bridge = EngineBridge()
     store = Store.open()
     engine = LocalEngine()

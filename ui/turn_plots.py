@@ -128,14 +128,16 @@ class RatePlot(TurnPlot):
         )
 
     def set_turns(self, metrics: Sequence[TurnMetrics]) -> None:
-        xs = [float(i) for i in range(1, len(metrics) + 1)]
-        prefill = [_num(m.prefill_tok_s) for m in metrics]
-        decode = [_num(m.decode_tok_s) for m in metrics]
-        self.prefill.setData(xs, prefill, connect="finite")
-        self.decode.setData(xs, decode, connect="finite")
-        self._fit_x(len(xs))
-        finite = [v for v in prefill + decode if not math.isnan(v)]
-        self.plotItem.setYRange(0, (max(finite) if finite else 1.0) * 1.3, padding=0)
+        # Turns without a figure (cancelled before decode, crashed) get no point: NaN
+        # symbol positions can crash Qt's raster painter.
+        values: list[float] = []
+        for curve, name in ((self.prefill, "prefill_tok_s"), (self.decode, "decode_tok_s")):
+            points = [(float(i), float(v)) for i, m in enumerate(metrics, start=1)
+                      if (v := getattr(m, name)) is not None and math.isfinite(v)]
+            curve.setData([p[0] for p in points], [p[1] for p in points])
+            values += [p[1] for p in points]
+        self._fit_x(len(metrics))
+        self.plotItem.setYRange(0, (max(values) if values else 1.0) * 1.3, padding=0)
 
 
 class KvPlot(TurnPlot):
@@ -166,7 +168,7 @@ class KvPlot(TurnPlot):
             self.total_line.show()
 
     def set_turns(self, metrics: Sequence[TurnMetrics]) -> None:
-        for m in reversed(metrics):
+        for m in reversed(metrics if not self.cells_total else []):  # the loaded model's wins
             if m.kv_cells_total and m.kv_bytes_total:
                 self.set_capacity(m.kv_cells_total, m.kv_bytes_total)
                 break
@@ -216,7 +218,17 @@ class LivePlot(pg.PlotWidget):
         self.plotItem.hideButtons()
         self.plotItem.setClipToView(True)
         self.curve = self.plotItem.plot([], [], pen=pg.mkPen(color, width=2))
+        # Ranges grow in steps instead of auto-ranging every tick: a changed range makes
+        # the axes re-layout their labels, the costliest part of a redraw.
+        self.plotItem.disableAutoRange()
+        self._x_top = self._y_top = 0.0
+        self._set_tops(10.0, 10.0)
         self.apply_palette()
+
+    def _set_tops(self, x_top: float, y_top: float) -> None:
+        if (x_top, y_top) != (self._x_top, self._y_top):
+            self._x_top, self._y_top = x_top, y_top
+            self.plotItem.setRange(xRange=(0, x_top), yRange=(0, y_top), padding=0)
 
     def apply_palette(self) -> None:
         colors = theme.plot_colors()
@@ -229,4 +241,14 @@ class LivePlot(pg.PlotWidget):
         self.plotItem.titleLabel.setText(self.plotItem.titleLabel.text)
 
     def set_points(self, xs: Sequence[float], ys: Sequence[float]) -> None:
-        self.curve.setData(list(xs), list(ys))
+        xs, ys = list(xs), list(ys)
+        self.curve.setData(xs, ys)
+        if not xs:
+            self._set_tops(10.0, 10.0)
+            return
+        x_top, y_top = self._x_top, self._y_top
+        if max(xs) > x_top or max(xs) < x_top / 4:
+            x_top = max(10.0, max(xs) * 1.6)
+        if max(ys) > y_top or max(ys) < y_top / 4:
+            y_top = max(1.0, max(ys) * 1.6)
+        self._set_tops(x_top, y_top)
