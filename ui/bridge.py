@@ -67,7 +67,10 @@ class EngineBridge(QObject):
             (ev.EngineCrashed, self.engine_crashed),
         ]
         if RequestSubmitted is not None:
-            self._routes += [(RequestSubmitted, self.request_submitted), (ReplyStored, self.reply_stored)]
+            self._routes += [
+                (RequestSubmitted, self.request_submitted),
+                (ReplyStored, self.reply_stored),
+            ]
 
     def post(self, event: ev.EngineEvent) -> None:
         """Hand an event to the GUI thread. Safe from any thread; never blocks."""

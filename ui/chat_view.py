@@ -78,7 +78,9 @@ class ChatView(QWidget):
         self.system_prompt = QLineEdit()
         self.system_prompt.setPlaceholderText("System prompt for this conversation (optional)")
         self.system_prompt.setAccessibleName("System prompt")
-        self.system_prompt.setToolTip("Instructions the model sees before every turn of this conversation")
+        self.system_prompt.setToolTip(
+            "Instructions the model sees before every turn of this conversation"
+        )
         self.system_prompt.editingFinished.connect(self._on_system_prompt_editing_finished)
         self._stored_system_prompt = ""
 
@@ -102,12 +104,18 @@ class ChatView(QWidget):
         self.input = InputBox()
         self.input.setPlaceholderText("Message (Enter sends, Shift+Enter adds a line)")
         self.input.setAccessibleName("Message input")
-        self.input.setToolTip("Type a message; Enter sends, Shift+Enter adds a line, Ctrl+L focuses here")
+        self.input.setToolTip(
+            "Type a message; Enter sends, Shift+Enter adds a line, Ctrl+L focuses here"
+        )
         self.input.setFixedHeight(72)
         self.input.submitted.connect(self._on_input_submitted)
-        self.send_button = self._button("Send", "Send the message (Enter)", self._on_send_button_clicked)
+        self.send_button = self._button(
+            "Send", "Send the message (Enter)", self._on_send_button_clicked
+        )
         self.stop_button = self._button("Stop", "Stop generating (Esc)", self.stop_requested.emit)
-        self.regen_button = self._button("Regenerate", "Generate the last reply again", self.regenerate_requested.emit)
+        self.regen_button = self._button(
+            "Regenerate", "Generate the last reply again", self.regenerate_requested.emit
+        )
         self.stop_button.setEnabled(False)
         self.regen_button.setEnabled(False)
 
@@ -138,7 +146,7 @@ class ChatView(QWidget):
 
     # ---- whole conversation -------------------------------------------------------------
     def show_messages(self, messages: Iterable[Any], system_prompt: str = "") -> None:
-        """Replace the view with stored messages (objects with id, role, content, partial, stop_reason)."""
+        """Replace the view with stored messages (id, role, content, partial, stop_reason)."""
         self.clear()
         self._stored_system_prompt = system_prompt or ""
         self.system_prompt.setText(self._stored_system_prompt)
@@ -222,7 +230,9 @@ class ChatView(QWidget):
             widget.set_status("")
         self._refresh_actions()
 
-    def set_message_ids(self, key: object, user_id: int | None = None, reply_id: int | None = None) -> None:
+    def set_message_ids(
+        self, key: object, user_id: int | None = None, reply_id: int | None = None
+    ) -> None:
         if user_id is not None and (widget := self.user_widget(key)) is not None:
             widget.message_id = user_id
         if reply_id is not None and (widget := self.reply_widget(key)) is not None:
@@ -306,7 +316,9 @@ class ChatView(QWidget):
 
     def _refresh_actions(self) -> None:
         last_user = next((w for w in reversed(self._widgets) if w.role == "user"), None)
-        last_reply = self._widgets[-1] if self._widgets and self._widgets[-1].role == "assistant" else None
+        last_reply = (
+            self._widgets[-1] if self._widgets and self._widgets[-1].role == "assistant" else None
+        )
         for widget in self._widgets:
             widget.set_editable(widget is last_user and not self._generating)
             widget.set_regenerable(widget is last_reply and not self._generating)

@@ -57,9 +57,22 @@ class ChatController(QObject):
     reply_stored = Signal(object)
     model_ready = Signal(object)
 
-    def __init__(self, *, engine: Any, session: Any, store: Any, bridge: EngineBridge, tasks: BackgroundTasks,
-                 chat: ChatView, panel: InternalsPanel, conversations: ConversationList,
-                 status: EngineStatusBar, banner: CrashBanner, settings: GuiSettings, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Any,
+        session: Any,
+        store: Any,
+        bridge: EngineBridge,
+        tasks: BackgroundTasks,
+        chat: ChatView,
+        panel: InternalsPanel,
+        conversations: ConversationList,
+        status: EngineStatusBar,
+        banner: CrashBanner,
+        settings: GuiSettings,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.engine, self.session, self.store, self.tasks = engine, session, store, tasks
         self.chat, self.panel, self.conversations = chat, panel, conversations
@@ -89,29 +102,36 @@ class ChatController(QObject):
         conversations.model.rename_requested.connect(self.rename_conversation)
         banner.restart_requested.connect(self.restart_engine)
 
-    # ---- conversations ------------------------------------------------------------------
+    # ---- conversations ----------------------------------------
     def start(self) -> None:
         """Open the most recent conversation, or a new one when there is none."""
+
         def job() -> tuple[list[Any], int]:
             listing = self.store.list_conversations()
             if not listing:
                 listing = [self.store.create_conversation()]
             return listing, listing[0].id
+
         def done(result: tuple[list[Any], int]) -> None:
             listing, newest = result
             # A message sent before the listing arrived has made its own conversation.
             current = self.conversation_id if self.conversation_id is not None else newest
             self._show_listing(listing, current)
             self.open_conversation(current)
+
         self.tasks.run(job, on_done=done)
 
     def refresh_conversations(self) -> None:
         search, current = self._search, self.conversation_id
-        self.tasks.run(lambda: self.store.list_conversations(search or None),
-                       on_done=lambda listing: self._show_listing(listing, current))
+        self.tasks.run(
+            lambda: self.store.list_conversations(search or None),
+            on_done=lambda listing: self._show_listing(listing, current),
+        )
 
     def _show_listing(self, listing: list[Any], current: int | None) -> None:
-        self.conversations.set_conversations(listing, current if current is not None else self.conversation_id)
+        self.conversations.set_conversations(
+            listing, current if current is not None else self.conversation_id
+        )
         self.conversations_listed.emit()
 
     def open_conversation(self, conversation_id: int) -> None:
@@ -119,7 +139,9 @@ class ChatController(QObject):
         self.conversations.select(conversation_id)
 
         def job() -> tuple[Any, list[Any]]:
-            return self.store.get_conversation(conversation_id), self.store.messages(conversation_id)
+            return self.store.get_conversation(conversation_id), self.store.messages(
+                conversation_id
+            )
 
         def done(result: tuple[Any, list[Any]]) -> None:
             conversation, messages = result
@@ -137,6 +159,7 @@ class ChatController(QObject):
             self.open_conversation(conversation.id)
             self.refresh_conversations()
             self.chat.input.setFocus()
+
         self.tasks.run(self.store.create_conversation, on_done=done)
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
@@ -144,7 +167,11 @@ class ChatController(QObject):
 
     def delete_conversation(self, conversation_id: int) -> None:
         row = self.conversations.model.row_of(conversation_id)
-        title = self.conversations.model.data(self.conversations.model.index(row)) if row is not None else ""
+        title = (
+            self.conversations.model.data(self.conversations.model.index(row))
+            if row is not None
+            else ""
+        )
 
         def done(_result: object) -> None:
             self.conversations.model.remove_conversation(conversation_id)
@@ -155,12 +182,14 @@ class ChatController(QObject):
                     self.new_conversation()
                 else:
                     self.open_conversation(next_id)
+
         self.tasks.run(lambda: self.store.delete_conversation(conversation_id), on_done=done)
 
     def restore_conversation(self, conversation_id: int) -> None:
         def done(_result: object) -> None:
             self.open_conversation(conversation_id)
             self.refresh_conversations()
+
         self.tasks.run(lambda: self.store.restore_conversation(conversation_id), on_done=done)
 
     def reload_turns(self) -> None:
@@ -172,6 +201,7 @@ class ChatController(QObject):
             if conversation_id == self.conversation_id:
                 self.panel.set_turns(turns)
                 self.turns_reloaded.emit(conversation_id)
+
         self.tasks.run(lambda: self.store.turn_metrics(conversation_id), on_done=done)
 
     def _on_conversations_search_changed(self, text: str) -> None:
@@ -185,24 +215,36 @@ class ChatController(QObject):
 
     # ---- chat commands ------------------------------------------------------------------------
     def send(self, text: str) -> None:
-        self._submit(text, lambda cid, sampling: self.session.send(cid, text, sampling), user_text=text)
+        self._submit(
+            text, lambda cid, sampling: self.session.send(cid, text, sampling), user_text=text
+        )
 
     def regenerate(self) -> None:
         if self._busy():
             return
         self.chat.drop_last_reply()
-        self._submit(None, lambda cid, sampling: self.session.regenerate(cid, sampling), user_text=None)
+        self._submit(
+            None, lambda cid, sampling: self.session.regenerate(cid, sampling), user_text=None
+        )
 
     def edit_resend(self, text: str) -> None:
         if self._busy():
             return
         self.chat.drop_last_exchange()
-        self._submit(text, lambda cid, sampling: self.session.edit_last_user(cid, text, sampling), user_text=text)
+        self._submit(
+            text,
+            lambda cid, sampling: self.session.edit_last_user(cid, text, sampling),
+            user_text=text,
+        )
 
     def _submit(self, _text: str | None, call: Any, user_text: str | None) -> None:
         if self.engine.model_info is None and self.engine.state not in ("loading", "generating"):
-            show_error(self.chat.window(), "No model", "No model is loaded. Choose one with File > Models… "
-                       "or wait for the current load to finish.")
+            show_error(
+                self.chat.window(),
+                "No model",
+                "No model is loaded. Choose one with File > Models… "
+                "or wait for the current load to finish.",
+            )
             return
         key = object()
         conversation_id = self.conversation_id
@@ -213,7 +255,11 @@ class ChatController(QObject):
         sampling: SamplingSettings = self.settings.sampling
 
         def job() -> tuple[int, int]:
-            cid = conversation_id if conversation_id is not None else self.store.create_conversation().id
+            cid = (
+                conversation_id
+                if conversation_id is not None
+                else self.store.create_conversation().id
+            )
             return cid, call(cid, sampling)
 
         def failed(error: BaseException) -> None:
@@ -244,7 +290,9 @@ class ChatController(QObject):
             if turn.request_id is None:
                 turn.cancel_on_bind = True
             else:
-                self.session.cancel(turn.request_id)  # sets a flag or drops a queued request: no wait
+                self.session.cancel(
+                    turn.request_id
+                )  # sets a flag or drops a queued request: no wait
 
     def _busy(self) -> bool:
         return any(not t.finished for t in self._turns.values())
@@ -254,28 +302,38 @@ class ChatController(QObject):
         runtime = runtime or self.settings.runtime
         self._loading_path = path
         self.status.set_state("loading")
-        self.tasks.run(lambda: self.engine.load(path, runtime),
-                       on_error=lambda e: self._on_load_failed(describe_error(e)))
+        self.tasks.run(
+            lambda: self.engine.load(path, runtime),
+            on_error=lambda e: self._on_load_failed(describe_error(e)),
+        )
 
     def restart_engine(self) -> None:
         self.banner.hide()
         self.status.set_state("loading")
-        self.tasks.run(self.engine.restart, on_error=lambda e: self._on_load_failed(describe_error(e)))
+        self.tasks.run(
+            self.engine.restart, on_error=lambda e: self._on_load_failed(describe_error(e))
+        )
 
     def apply_settings(self, runtime: RuntimeSettings, sampling: SamplingSettings) -> None:
         reload = runtime != self.settings.runtime
         self.settings.runtime, self.settings.sampling = runtime, sampling
         self.tasks.run(self.settings.save)
         if reload:
-            path = self.settings.model_path or (self.engine.model_info.model_path if self.engine.model_info else None)
+            path = self.settings.model_path or (
+                self.engine.model_info.model_path if self.engine.model_info else None
+            )
             if path:
                 self.load_model(path, runtime)
 
     def _on_load_failed(self, message: str) -> None:
         self.status.set_state(self.engine.state)
-        show_error(self.chat.window(), "Could not load the model", message + "\n\nThe previous model stays loaded.")
+        show_error(
+            self.chat.window(),
+            "Could not load the model",
+            message + "\n\nThe previous model stays loaded.",
+        )
 
-    # ---- events ------------------------------------------------------------------------------------
+    # ---- events ----------------------------------------
     def _on_bridge_event_received(self, event: ev.EngineEvent) -> None:
         rid = event.request_id
         if isinstance(event, ev.ModelLoadStarted):
@@ -301,7 +359,9 @@ class ChatController(QObject):
             else:
                 self._apply_turn_event(self._turns[key], event)
         state = self.engine.state
-        self.status.set_state("crashed" if self.banner.isVisible() and state != "loading" else state)
+        self.status.set_state(
+            "crashed" if self.banner.isVisible() and state != "loading" else state
+        )
 
     def _apply_turn_event(self, turn: _Turn, event: ev.EngineEvent) -> None:
         key, visible = turn.key, turn.conversation_id == self.conversation_id
@@ -309,13 +369,24 @@ class ChatController(QObject):
             self.chat.set_message_ids(key, user_id=event.user_message_id)
         elif isinstance(event, ev.RequestQueued):
             ahead = event.position
-            self.chat.set_turn_status(key, f"⏳ queued: waiting for {ahead} request{'s' if ahead != 1 else ''} ahead"
-                                      if ahead else "waiting for the engine…")
+            self.chat.set_turn_status(
+                key,
+                f"⏳ queued: waiting for {ahead} request{'s' if ahead != 1 else ''} ahead"
+                if ahead
+                else "waiting for the engine…",
+            )
         elif isinstance(event, ev.TurnStarted):
             turn.started = True
-            dropped = f"; {event.dropped_messages} oldest messages left out to fit" if event.dropped_messages else ""
-            self.chat.set_turn_status(key, f"prefill: {event.prompt_tokens} prompt tokens "
-                                      f"({event.prompt_tokens_cached} cached){dropped}…")
+            dropped = (
+                f"; {event.dropped_messages} oldest messages left out to fit"
+                if event.dropped_messages
+                else ""
+            )
+            self.chat.set_turn_status(
+                key,
+                f"prefill: {event.prompt_tokens} prompt tokens "
+                f"({event.prompt_tokens_cached} cached){dropped}…",
+            )
             if visible:
                 self.panel.begin_live(event)
         elif isinstance(event, ev.Token):

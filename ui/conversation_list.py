@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -128,7 +135,9 @@ class ConversationList(QWidget):
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(SEARCH_DEBOUNCE_MS)
-        self._search_timer.timeout.connect(lambda: self.search_changed.emit(self.search.text().strip()))
+        self._search_timer.timeout.connect(
+            lambda: self.search_changed.emit(self.search.text().strip())
+        )
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
 
         self.view = QListView()
@@ -140,20 +149,31 @@ class ConversationList(QWidget):
         self.view.setUniformItemSizes(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(
-            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
         )
         self.view.selectionModel().currentChanged.connect(self._on_view_current_changed)
 
         self.new_button = self._button("New", "New conversation (Ctrl+N)", self.new_requested.emit)
-        self.rename_button = self._button("Rename", "Rename the selected conversation (F2)", self.start_rename)
-        self.delete_button = self._button("Delete", "Delete the selected conversation (Undo brings it back)", self._on_delete_button_clicked)
+        self.rename_button = self._button(
+            "Rename", "Rename the selected conversation (F2)", self.start_rename
+        )
+        self.delete_button = self._button(
+            "Delete",
+            "Delete the selected conversation (Undo brings it back)",
+            self._on_delete_button_clicked,
+        )
         buttons = QHBoxLayout()
         for button in (self.new_button, self.rename_button, self.delete_button):
             buttons.addWidget(button)
 
         self.undo_label = QLabel()
         self.undo_label.setAccessibleName("Deleted conversation notice")
-        self.undo_button = self._button("Undo", "Bring back the conversation you just deleted (Ctrl+Z)", self._on_undo_button_clicked)
+        self.undo_button = self._button(
+            "Undo",
+            "Bring back the conversation you just deleted (Ctrl+Z)",
+            self._on_undo_button_clicked,
+        )
         self.undo_bar = QWidget()
         undo_layout = QHBoxLayout(self.undo_bar)
         undo_layout.setContentsMargins(0, 0, 0, 0)

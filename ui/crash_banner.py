@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.engine.events import EngineCrashed
 
@@ -24,8 +32,10 @@ class CrashBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("crash_banner")
         self.setAccessibleName("Engine crash notice")
-        self.setStyleSheet("#crash_banner { background: #5c1a10; border: 1px solid #D55E00; }"
-                           "#crash_banner QLabel { color: #ffffff; }")
+        self.setStyleSheet(
+            "#crash_banner { background: #5c1a10; border: 1px solid #D55E00; }"
+            "#crash_banner QLabel { color: #ffffff; }"
+        )
         self.title = QLabel()
         self.title.setWordWrap(True)
         self.title.setAccessibleName("Crash status")
@@ -42,7 +52,9 @@ class CrashBanner(QFrame):
         self.restart_button.clicked.connect(self.restart_requested.emit)
         self.dismiss_button = QPushButton("Dismiss")
         self.dismiss_button.setAccessibleName("Dismiss crash notice")
-        self.dismiss_button.setToolTip("Hide this notice (the next message restarts the engine too)")
+        self.dismiss_button.setToolTip(
+            "Hide this notice (the next message restarts the engine too)"
+        )
         self.dismiss_button.clicked.connect(self.hide)
         top = QHBoxLayout()
         top.addWidget(self.title, 1)

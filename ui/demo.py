@@ -39,8 +39,10 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def metrics_table(turns: list[tuple[int, Any]]) -> str:
-    header = (f"{'turn':>4} {'queue_ms':>8} {'ttft_ms':>8} {'prompt':>6} {'cached':>6} {'prefill/s':>9} "
-              f"{'output':>6} {'decode/s':>8} {'itl_p50':>7} {'kv_used':>7} {'kv_fill':>7} {'stop':>9}")
+    header = (
+        f"{'turn':>4} {'queue_ms':>8} {'ttft_ms':>8} {'prompt':>6} {'cached':>6} {'prefill/s':>9} "
+        f"{'output':>6} {'decode/s':>8} {'itl_p50':>7} {'kv_used':>7} {'kv_fill':>7} {'stop':>9}"
+    )
     rows = [header]
 
     def f(value: Any, spec: str) -> str:
@@ -49,9 +51,11 @@ def metrics_table(turns: list[tuple[int, Any]]) -> str:
     for i, (_mid, m) in enumerate(turns, start=1):
         rows.append(
             f"{i:>4} {f(m.queue_ms, '8.0f')} {f(m.ttft_ms, '8.0f')} {f(m.prompt_tokens, '6d')} "
-            f"{f(m.prompt_tokens_cached, '6d')} {f(m.prefill_tok_s, '9.0f')} {f(m.output_tokens, '6d')} "
+            f"{f(m.prompt_tokens_cached, '6d')} {f(m.prefill_tok_s, '9.0f')} "
+            f"{f(m.output_tokens, '6d')} "
             f"{f(m.decode_tok_s, '8.1f')} {f(m.itl_ms_p50, '7.1f')} {f(m.kv_cells_used, '7d')} "
-            f"{f(None if m.kv_fill is None else m.kv_fill * 100, '6.1f')}% {m.stop_reason or '-':>9}"
+            f"{f(None if m.kv_fill is None else m.kv_fill * 100, '6.1f')}% "
+            f"{m.stop_reason or '-':>9}"
         )
     return "\n".join(rows)
 
@@ -108,7 +112,9 @@ class _DemoDriver:
         controller.turns_reloaded.connect(self._on_controller_turns_reloaded)
         window.bridge.engine_error.connect(self._on_bridge_engine_error)
         window.bridge.engine_crashed.connect(lambda e: self._fail(e.message))
-        QTimer.singleShot(int(timeout_s * 1000), lambda: self._fail(f"timed out after {timeout_s:.0f} s"))
+        QTimer.singleShot(
+            int(timeout_s * 1000), lambda: self._fail(f"timed out after {timeout_s:.0f} s")
+        )
         self._ready = {"model": False, "conversation": False}
 
     def _on_controller_model_ready(self, _info: Any) -> None:

@@ -21,9 +21,13 @@ ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None]
 _open_dialogs: list[QMessageBox] = []
 
 
-def show_error(parent: QWidget | None, title: str, message: str, details: str | None = None) -> QMessageBox:
+def show_error(
+    parent: QWidget | None, title: str, message: str, details: str | None = None
+) -> QMessageBox:
     """A non-modal warning box (never blocks the event loop)."""
-    box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent
+    )
     box.setAccessibleName(title)
     if details:
         box.setDetailedText(details)

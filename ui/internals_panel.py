@@ -81,21 +81,45 @@ class InternalsPanel(QWidget):
         self.ttft_plot = TtftPlot()
         self.rate_plot = RatePlot()
         self.kv_plot = KvPlot()
-        self.tokens_plot = LivePlot("This turn: tokens over time", "ms since start", "tokens", theme.DECODE_COLOR)
+        self.tokens_plot = LivePlot(
+            "This turn: tokens over time", "ms since start", "tokens", theme.DECODE_COLOR
+        )
         self.itl_plot = LivePlot("This turn: inter-token latency", "token", "ms", theme.QUEUE_COLOR)
         tips = {
-            self.ttft_plot: ("TTFT plot", "Time to first token per assistant turn: queue wait (orange) and prefill; hover for all metrics, click to jump to the reply"),
-            self.rate_plot: ("Throughput plot", "Prefill and decode tokens per second per turn; hover for all metrics, click to jump to the reply"),
-            self.kv_plot: ("KV cache plot", "KV cache cells used after each turn, split into cached prompt, evaluated prompt and output; dashed line: capacity; right axis: MiB"),
-            self.tokens_plot: ("Live tokens plot", "Tokens generated so far in the current turn, over time"),
-            self.itl_plot: ("Live inter-token latency plot", "Time between consecutive tokens of the current turn"),
+            self.ttft_plot: (
+                "TTFT plot",
+                "Time to first token per assistant turn: queue wait (orange) and prefill; "
+                "hover for all metrics, click to jump to the reply",
+            ),
+            self.rate_plot: (
+                "Throughput plot",
+                "Prefill and decode tokens per second per turn; "
+                "hover for all metrics, click to jump to the reply",
+            ),
+            self.kv_plot: (
+                "KV cache plot",
+                "KV cache cells used after each turn: cached prompt, evaluated prompt, output; "
+                "dashed line: capacity; right axis: MiB",
+            ),
+            self.tokens_plot: (
+                "Live tokens plot",
+                "Tokens generated so far in the current turn, over time",
+            ),
+            self.itl_plot: (
+                "Live inter-token latency plot",
+                "Time between consecutive tokens of the current turn",
+            ),
         }
         for widget, (name, tip) in tips.items():
             widget.setAccessibleName(name)
             widget.setToolTip(tip)
         for plot in self.turn_plots():
-            plot.scene().sigMouseMoved.connect(lambda pos, p=plot: self._on_plot_mouse_moved(p, pos))
-            plot.scene().sigMouseClicked.connect(lambda ev, p=plot: self._on_plot_mouse_clicked(p, ev))
+            plot.scene().sigMouseMoved.connect(
+                lambda pos, p=plot: self._on_plot_mouse_moved(p, pos)
+            )
+            plot.scene().sigMouseClicked.connect(
+                lambda ev, p=plot: self._on_plot_mouse_clicked(p, ev)
+            )
 
         live = QGridLayout()
         live.setContentsMargins(0, 0, 0, 0)
@@ -119,7 +143,10 @@ class InternalsPanel(QWidget):
 
     # ---- per-turn data --------------------------------------------------------------------
     def set_model_info(self, info: ModelLoaded) -> None:
-        if (info.kv_cells_total, info.kv_bytes_total) != (self.kv_plot.cells_total, self.kv_plot.bytes_total):
+        if (info.kv_cells_total, info.kv_bytes_total) != (
+            self.kv_plot.cells_total,
+            self.kv_plot.bytes_total,
+        ):
             self.kv_plot.set_capacity(info.kv_cells_total, info.kv_bytes_total)
             self._dirty_kv = True  # only the KV plot changes: redrawing all three costs a frame
 
@@ -146,7 +173,7 @@ class InternalsPanel(QWidget):
                 return index
         return None
 
-    # ---- the turn in progress ------------------------------------------------------------------
+    # ---- the turn in progress ----------------------------------------
     def begin_live(self, started: object) -> None:
         """A TurnStarted arrived: reset the live strip."""
         self._live_started = started
@@ -176,7 +203,7 @@ class InternalsPanel(QWidget):
     def live_token_count(self) -> int:
         return len(self._live_times_ms)
 
-    # ---- drawing --------------------------------------------------------------------------------
+    # ---- drawing ----------------------------------------
     def _on_redraw_timer_timeout(self) -> None:
         if not (self._dirty_turns or self._dirty_live or self._dirty_kv):
             return
@@ -204,7 +231,10 @@ class InternalsPanel(QWidget):
         started = self._live_started
         n = len(self._live_times_ms)
         if m is None and started is None:
-            self.readout.setText("<i>No turn yet. Send a message to see queue time, TTFT, prefill and decode rates, and KV cache fill.</i>")
+            self.readout.setText(
+                "<i>No turn yet. Send a message to see queue time, TTFT, prefill and decode "
+                "rates, and KV cache fill.</i>"
+            )
             return
         if m is None:  # in progress: what we know so far
             queue = getattr(started, "queue_ms", None)
@@ -214,36 +244,56 @@ class InternalsPanel(QWidget):
             decode = (n - 1) / span * 1000 if span > 0 else None
             last_itl = self._live_itl_ms[-1] if self._live_itl_ms else None
             cells = [
-                ("state", self._live_state), ("queue", _fmt(queue, ".0f", " ms")),
+                ("state", self._live_state),
+                ("queue", _fmt(queue, ".0f", " ms")),
                 ("prompt", f"{_fmt(prompt, 'd')} tok ({_fmt(cached, 'd')} cached)"),
-                ("output", f"{n} tok"), ("decode", _fmt(decode, ".1f", " tok/s")),
+                ("output", f"{n} tok"),
+                ("decode", _fmt(decode, ".1f", " tok/s")),
                 ("last ITL", _fmt(last_itl, ".1f", " ms")),
             ]
         else:
             kv_bytes = (
                 f"{m.kv_bytes_used / MIB:.1f} / {m.kv_bytes_total / MIB:.1f} MiB"
-                if m.kv_bytes_used is not None and m.kv_bytes_total else "–"
+                if m.kv_bytes_used is not None and m.kv_bytes_total
+                else "–"
             )
             fill = "–" if m.kv_fill is None else f"{m.kv_fill * 100:.1f}%"
             cells = [
-                ("queue", _fmt(m.queue_ms, ".0f", " ms")), ("TTFT", _fmt(m.ttft_ms, ".0f", " ms")),
-                ("prompt", f"{_fmt(m.prompt_tokens, 'd')} tok ({_fmt(m.prompt_tokens_cached, 'd')} cached)"),
+                ("queue", _fmt(m.queue_ms, ".0f", " ms")),
+                ("TTFT", _fmt(m.ttft_ms, ".0f", " ms")),
+                (
+                    "prompt",
+                    f"{_fmt(m.prompt_tokens, 'd')} tok "
+                    f"({_fmt(m.prompt_tokens_cached, 'd')} cached)",
+                ),
                 ("prefill", _fmt(m.prefill_tok_s, ".0f", " tok/s")),
-                ("output", f"{_fmt(m.output_tokens, 'd')} tok"), ("decode", _fmt(m.decode_tok_s, ".1f", " tok/s")),
+                ("output", f"{_fmt(m.output_tokens, 'd')} tok"),
+                ("decode", _fmt(m.decode_tok_s, ".1f", " tok/s")),
                 ("ITL p50/p95", f"{_fmt(m.itl_ms_p50, '.1f')} / {_fmt(m.itl_ms_p95, '.1f')} ms"),
-                ("KV", f"{_fmt(m.kv_cells_used, 'd')}/{_fmt(m.kv_cells_total, 'd')} cells ({fill})"),
-                ("KV bytes", kv_bytes), ("stop", _fmt(m.stop_reason)), ("total", _fmt(m.total_ms, ".0f", " ms")),
+                (
+                    "KV",
+                    f"{_fmt(m.kv_cells_used, 'd')}/{_fmt(m.kv_cells_total, 'd')} cells ({fill})",
+                ),
+                ("KV bytes", kv_bytes),
+                ("stop", _fmt(m.stop_reason)),
+                ("total", _fmt(m.total_ms, ".0f", " ms")),
             ]
         rows = []
         for i in range(0, len(cells), 2):
             pair = cells[i : i + 2]
-            rows.append("<tr>" + "".join(f"<td>{k}</td><td><b>{html.escape(v)}</b>&nbsp;&nbsp;</td>" for k, v in pair) + "</tr>")
+            rows.append(
+                "<tr>"
+                + "".join(
+                    f"<td>{k}</td><td><b>{html.escape(v)}</b>&nbsp;&nbsp;</td>" for k, v in pair
+                )
+                + "</tr>"
+            )
         self.readout.setText(f"<table cellspacing='2'>{''.join(rows)}</table>")
 
     def readout_text(self) -> str:
         return self.readout.text()
 
-    # ---- hover and click --------------------------------------------------------------------------
+    # ---- hover and click ----------------------------------------
     def turn_at(self, plot: TurnPlot, scene_pos: QPointF) -> int | None:
         vb = plot.plotItem.getViewBox()
         if not vb.sceneBoundingRect().contains(scene_pos):

@@ -30,13 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_common_flags(demo)
     demo.add_argument("--prompts", required=True, metavar="FILE", help="one prompt a line")
-    demo.add_argument("--screenshot", required=True, metavar="OUT.png", help="where to save the window")
-    demo.add_argument("--size", default="1400x860", metavar="WxH", help="window size (default 1400x860)")
-    demo.add_argument("--max-tokens", type=int, default=160, metavar="N", help="per reply (default 160)")
+    demo.add_argument(
+        "--screenshot", required=True, metavar="OUT.png", help="where to save the window"
+    )
+    demo.add_argument(
+        "--size", default="1400x860", metavar="WxH", help="window size (default 1400x860)"
+    )
+    demo.add_argument(
+        "--max-tokens", type=int, default=160, metavar="N", help="per reply (default 160)"
+    )
     demo.add_argument("--temperature", type=float, default=0.7, metavar="T")
     demo.add_argument("--seed", type=int, default=42, metavar="S")
     demo.add_argument("--theme", choices=("light", "dark", "system"), default="light")
-    demo.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="give up after this long")
+    demo.add_argument(
+        "--timeout", type=float, default=600.0, metavar="SECONDS", help="give up after this long"
+    )
     demo.set_defaults(run=run_demo)
 
 
@@ -102,7 +110,9 @@ def build_window(settings: Any) -> Any:
     store = Store.open()
     engine = LocalEngine()
     session = ChatSession(engine, store, bridge.post)
-    window = MainWindow(engine=engine, store=store, session=session, bridge=bridge, settings=settings)
+    window = MainWindow(
+        engine=engine, store=store, session=session, bridge=bridge, settings=settings
+    )
     bridge.setParent(window)
     return window
 

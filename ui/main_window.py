@@ -7,7 +7,14 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QMainWindow,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ui import theme
 from ui.bridge import EngineBridge
@@ -25,12 +32,26 @@ from ui.tasks import BackgroundTasks
 class MainWindow(QMainWindow):
     """The Glassbox window. Owns the views and the controller; the core objects are passed in."""
 
-    def __init__(self, *, engine: Any, store: Any, session: Any, bridge: EngineBridge,
-                 settings: GuiSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Any,
+        store: Any,
+        session: Any,
+        bridge: EngineBridge,
+        settings: GuiSettings,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Glassbox")
         self.setAccessibleName("Glassbox")
-        self.engine, self.store, self.session, self.bridge, self.settings = engine, store, session, bridge, settings
+        self.engine, self.store, self.session, self.bridge, self.settings = (
+            engine,
+            store,
+            session,
+            bridge,
+            settings,
+        )
         self.tasks = BackgroundTasks(self)
 
         self.conversations = ConversationList()
@@ -56,21 +77,34 @@ class MainWindow(QMainWindow):
         self.dock = QDockWidget("Inference internals", self)
         self.dock.setObjectName("internals_dock")
         self.dock.setAccessibleName("Inference internals dock")
-        self.dock.setToolTip("What inference is doing: drag to move, float or close it (View menu brings it back)")
+        self.dock.setToolTip(
+            "What inference is doing: drag to move, float or close it (View menu brings it back)"
+        )
         self.dock.setWidget(self.panel)
         self.dock.setMinimumWidth(380)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
         self.controller = ChatController(
-            engine=engine, session=session, store=store, bridge=bridge, tasks=self.tasks, chat=self.chat,
-            panel=self.panel, conversations=self.conversations, status=self.status, banner=self.banner,
-            settings=settings, parent=self,
+            engine=engine,
+            session=session,
+            store=store,
+            bridge=bridge,
+            tasks=self.tasks,
+            chat=self.chat,
+            panel=self.panel,
+            conversations=self.conversations,
+            status=self.status,
+            banner=self.banner,
+            settings=settings,
+            parent=self,
         )
         self._build_menus()
         self.resize(1400, 860)
         self.resizeDocks([self.dock], [560], Qt.Orientation.Horizontal)
 
-    def _action(self, menu: Any, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
+    def _action(
+        self, menu: Any, text: str, slot: Any, shortcut: Any = None, tip: str = ""
+    ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -84,32 +118,76 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self.new_action = self._action(file_menu, "&New conversation", self.controller.new_conversation,
-                                       QKeySequence.StandardKey.New, "Start a new conversation (Ctrl+N)")
+        self.new_action = self._action(
+            file_menu,
+            "&New conversation",
+            self.controller.new_conversation,
+            QKeySequence.StandardKey.New,
+            "Start a new conversation (Ctrl+N)",
+        )
         self.models_action = None
         if importlib.util.find_spec("ui.models_dialog") is not None:
-            self.models_action = self._action(file_menu, "&Models…", self.open_models_dialog, "Ctrl+M",
-                                              "Choose, download or load a GGUF model")
-        self.settings_action = self._action(file_menu, "&Settings…", self.open_settings, "Ctrl+,",
-                                            "Runtime and sampling settings")
+            self.models_action = self._action(
+                file_menu,
+                "&Models…",
+                self.open_models_dialog,
+                "Ctrl+M",
+                "Choose, download or load a GGUF model",
+            )
+        self.settings_action = self._action(
+            file_menu, "&Settings…", self.open_settings, "Ctrl+,", "Runtime and sampling settings"
+        )
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit Glassbox")
 
         edit_menu = bar.addMenu("&Edit")
-        self._action(edit_menu, "&Undo delete", self.conversations.undo_delete, None,
-                     "Bring back the conversation you just deleted")
-        self._action(edit_menu, "&Rename conversation", self.conversations.start_rename, "F2",
-                     "Rename the selected conversation")
-        self._action(edit_menu, "&Delete conversation", self._on_delete_action_triggered, None,
-                     "Delete the selected conversation (Undo brings it back)")
+        self._action(
+            edit_menu,
+            "&Undo delete",
+            self.conversations.undo_delete,
+            None,
+            "Bring back the conversation you just deleted",
+        )
+        self._action(
+            edit_menu,
+            "&Rename conversation",
+            self.conversations.start_rename,
+            "F2",
+            "Rename the selected conversation",
+        )
+        self._action(
+            edit_menu,
+            "&Delete conversation",
+            self._on_delete_action_triggered,
+            None,
+            "Delete the selected conversation (Undo brings it back)",
+        )
 
         chat_menu = bar.addMenu("&Chat")
-        self.stop_action = self._action(chat_menu, "&Stop", self.controller.stop, Qt.Key.Key_Escape,
-                                        "Stop generating (Esc)")
-        self._action(chat_menu, "&Focus input", self.focus_input, "Ctrl+L", "Move the cursor to the message box")
-        self._action(chat_menu, "&Regenerate", self.controller.regenerate, "Ctrl+R", "Generate the last reply again")
-        self._action(chat_menu, "&Edit last message", self.chat.begin_edit_last, "Ctrl+E",
-                     "Edit your last message and send it again")
+        self.stop_action = self._action(
+            chat_menu, "&Stop", self.controller.stop, Qt.Key.Key_Escape, "Stop generating (Esc)"
+        )
+        self._action(
+            chat_menu,
+            "&Focus input",
+            self.focus_input,
+            "Ctrl+L",
+            "Move the cursor to the message box",
+        )
+        self._action(
+            chat_menu,
+            "&Regenerate",
+            self.controller.regenerate,
+            "Ctrl+R",
+            "Generate the last reply again",
+        )
+        self._action(
+            chat_menu,
+            "&Edit last message",
+            self.chat.begin_edit_last,
+            "Ctrl+E",
+            "Edit your last message and send it again",
+        )
 
         view_menu = bar.addMenu("&View")
         toggle = self.dock.toggleViewAction()
@@ -120,8 +198,13 @@ class MainWindow(QMainWindow):
         theme_menu = view_menu.addMenu("&Theme")
         group = QActionGroup(self)
         for name in theme.THEMES:
-            action = self._action(theme_menu, name.capitalize(), lambda _c=False, n=name: self.set_theme(n),
-                                  None, f"Use the {name} colour scheme")
+            action = self._action(
+                theme_menu,
+                name.capitalize(),
+                lambda _c=False, n=name: self.set_theme(n),
+                None,
+                f"Use the {name} colour scheme",
+            )
             action.setCheckable(True)
             action.setChecked(name == self.settings.theme)
             group.addAction(action)
@@ -146,19 +229,24 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> SettingsDialog:
         info = self.engine.model_info
         dialog = SettingsDialog(
-            self.settings.runtime, self.settings.sampling,
+            self.settings.runtime,
+            self.settings.sampling,
             n_layers=info.n_layers if info else 0,
             gpu_offload_supported=bool(info and info.gpu_offload_supported),
             parent=self,
         )
-        dialog.accepted.connect(lambda: self.controller.apply_settings(dialog.runtime(), dialog.sampling()))
+        dialog.accepted.connect(
+            lambda: self.controller.apply_settings(dialog.runtime(), dialog.sampling())
+        )
         dialog.open()
         return dialog
 
     def open_models_dialog(self) -> Any:
         from ui.models_dialog import ModelsDialog  # noqa: PLC0415 - optional, written separately
 
-        dialog = ModelsDialog(self, on_model_chosen=lambda path: self.controller.load_model(str(path)))
+        dialog = ModelsDialog(
+            self, on_model_chosen=lambda path: self.controller.load_model(str(path))
+        )
         dialog.open()
         return dialog
 

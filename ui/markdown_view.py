@@ -139,7 +139,9 @@ class MessageBody(QTextBrowser):
                 cursor.setBlockFormat(fmt)
                 char = QTextCharFormat()
                 char.setFont(mono)
-                cursor.setPosition(block.position() + max(0, block.length() - 1), QTextCursor.MoveMode.KeepAnchor)
+                cursor.setPosition(
+                    block.position() + max(0, block.length() - 1), QTextCursor.MoveMode.KeepAnchor
+                )
                 cursor.mergeCharFormat(char)
             block = block.next()
 

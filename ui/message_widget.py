@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QMouseEvent, QPalette
-from PySide6.QtWidgets import QApplication, QFrame, QSizePolicy, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ui.markdown_view import MessageBody
 
@@ -43,7 +52,9 @@ class MessageWidget(QFrame):
         self._status_label.setMinimumWidth(10)
         self._status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._status_label.setAccessibleName("Message status")
-        self._status_label.setToolTip("Where this reply stands: queued, generating, or why it stopped")
+        self._status_label.setToolTip(
+            "Where this reply stands: queued, generating, or why it stopped"
+        )
         self._copy_button = self._tool_button("Copy", "Copy this message to the clipboard")
         self._edit_button = self._tool_button("Edit", "Edit your last message and send it again")
         self._regen_button = self._tool_button("Regenerate", "Generate this reply again")
@@ -142,7 +153,10 @@ class MessageWidget(QFrame):
         super().mousePressEvent(event)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: ANN001, N802 - Qt override
-        if event.type() == event.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
+        if (
+            event.type() == event.Type.MouseButtonPress
+            and event.button() == Qt.MouseButton.LeftButton
+        ):
             self.clicked.emit()
         return False
 

@@ -31,7 +31,7 @@ from app.settings import GPU_LAYERS_ALL, KV_CACHE_TYPES, RuntimeSettings, Sampli
 
 GPU_BUILD_HINT = (
     "This llama-cpp-python build has no GPU support. To offload layers, reinstall it with a GPU "
-    "backend, e.g. CMAKE_ARGS=\"-DGGML_CUDA=on\" pip install --force-reinstall --no-cache-dir "
+    'backend, e.g. CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir '
     "llama-cpp-python (Metal: -DGGML_METAL=on, Vulkan: -DGGML_VULKAN=on)."
 )
 STOP_SEPARATOR = "|"
@@ -60,21 +60,45 @@ class SettingsDialog(QDialog):
         self._n_layers = max(n_layers, 0)
 
         # Runtime: ranges are wide on purpose so validate() can say why a value is refused.
-        self.n_ctx = _tip(self._spin(0, 2_000_000, runtime.n_ctx), "Context size", "n_ctx: tokens the KV cache holds (prompt + reply); more costs memory")
-        self.gpu_layers = _tip(QSlider(Qt.Orientation.Horizontal), "GPU layers", "Layers to offload to the GPU (0: all on CPU)")
+        self.n_ctx = _tip(
+            self._spin(0, 2_000_000, runtime.n_ctx),
+            "Context size",
+            "n_ctx: tokens the KV cache holds (prompt + reply); more costs memory",
+        )
+        self.gpu_layers = _tip(
+            QSlider(Qt.Orientation.Horizontal),
+            "GPU layers",
+            "Layers to offload to the GPU (0: all on CPU)",
+        )
         self.gpu_layers.setRange(0, max(self._n_layers, 1))
-        self.gpu_all = _tip(QCheckBox("all"), "Offload all layers", "Offload every layer (n_gpu_layers = -1)")
+        self.gpu_all = _tip(
+            QCheckBox("all"), "Offload all layers", "Offload every layer (n_gpu_layers = -1)"
+        )
         self.gpu_value = QLabel()
         if runtime.n_gpu_layers == GPU_LAYERS_ALL:
             self.gpu_all.setChecked(True)
             self.gpu_layers.setValue(self.gpu_layers.maximum())
         else:
             self.gpu_layers.setValue(min(runtime.n_gpu_layers, self.gpu_layers.maximum()))
-        self.threads = _tip(self._spin(0, 1024, runtime.n_threads), "Threads", "CPU threads for prefill and decode (default: physical cores)")
-        self.n_batch = _tip(self._spin(0, 65536, runtime.n_batch), "Batch size", "n_batch: prompt tokens evaluated per step during prefill")
-        self.flash_attn = _tip(QCheckBox(), "Flash attention", "Use flash attention (needed for a quantized KV cache)")
+        self.threads = _tip(
+            self._spin(0, 1024, runtime.n_threads),
+            "Threads",
+            "CPU threads for prefill and decode (default: physical cores)",
+        )
+        self.n_batch = _tip(
+            self._spin(0, 65536, runtime.n_batch),
+            "Batch size",
+            "n_batch: prompt tokens evaluated per step during prefill",
+        )
+        self.flash_attn = _tip(
+            QCheckBox(), "Flash attention", "Use flash attention (needed for a quantized KV cache)"
+        )
         self.flash_attn.setChecked(runtime.flash_attn)
-        self.kv_type = _tip(QComboBox(), "KV cache type", "Element type of the KV cache; quantized types save memory")
+        self.kv_type = _tip(
+            QComboBox(),
+            "KV cache type",
+            "Element type of the KV cache; quantized types save memory",
+        )
         self.kv_type.addItems(list(KV_CACHE_TYPES))
         self.kv_type.setCurrentText(runtime.kv_cache_type)
         self.gpu_hint = QLabel(GPU_BUILD_HINT)
@@ -98,7 +122,9 @@ class SettingsDialog(QDialog):
         runtime_form.addRow("Batch size", self.n_batch)
         runtime_form.addRow("Flash attention", self.flash_attn)
         runtime_form.addRow("KV cache type", self.kv_type)
-        runtime_note = QLabel("Runtime settings apply by reloading the model; the window stays usable meanwhile.")
+        runtime_note = QLabel(
+            "Runtime settings apply by reloading the model; the window stays usable meanwhile."
+        )
         runtime_note.setWordWrap(True)
         runtime_page = QWidget()
         runtime_layout = QVBoxLayout(runtime_page)
@@ -107,20 +133,57 @@ class SettingsDialog(QDialog):
         runtime_layout.addStretch(1)
 
         # Sampling: applies to the next request.
-        self.temperature = _tip(self._dspin(-10, 10, sampling.temperature, 2, 0.05), "Temperature", "0: always the most likely token; higher: more random")
-        self.top_k = _tip(self._spin(-1, 100000, sampling.top_k), "Top-k", "Keep only the k most likely tokens (0: off)")
-        self.top_p = _tip(self._dspin(0, 1, sampling.top_p, 3, 0.01), "Top-p", "Keep the smallest set of tokens whose probabilities sum to p")
-        self.min_p = _tip(self._dspin(0, 1, sampling.min_p, 3, 0.01), "Min-p", "Drop tokens less likely than min-p times the top token")
-        self.repeat_penalty = _tip(self._dspin(0, 10, sampling.repeat_penalty, 2, 0.05), "Repeat penalty", "Above 1 discourages repeating recent tokens")
-        self.seed = _tip(QLineEdit("" if sampling.seed is None else str(sampling.seed)), "Seed", "Random seed for sampling; empty: a new seed every time")
+        self.temperature = _tip(
+            self._dspin(-10, 10, sampling.temperature, 2, 0.05),
+            "Temperature",
+            "0: always the most likely token; higher: more random",
+        )
+        self.top_k = _tip(
+            self._spin(-1, 100000, sampling.top_k),
+            "Top-k",
+            "Keep only the k most likely tokens (0: off)",
+        )
+        self.top_p = _tip(
+            self._dspin(0, 1, sampling.top_p, 3, 0.01),
+            "Top-p",
+            "Keep the smallest set of tokens whose probabilities sum to p",
+        )
+        self.min_p = _tip(
+            self._dspin(0, 1, sampling.min_p, 3, 0.01),
+            "Min-p",
+            "Drop tokens less likely than min-p times the top token",
+        )
+        self.repeat_penalty = _tip(
+            self._dspin(0, 10, sampling.repeat_penalty, 2, 0.05),
+            "Repeat penalty",
+            "Above 1 discourages repeating recent tokens",
+        )
+        self.seed = _tip(
+            QLineEdit("" if sampling.seed is None else str(sampling.seed)),
+            "Seed",
+            "Random seed for sampling; empty: a new seed every time",
+        )
         self.seed.setPlaceholderText("random")
-        self.max_tokens = _tip(self._spin(0, 1_000_000, sampling.max_tokens), "Max tokens", "Stop the reply after this many tokens")
-        self.stop = _tip(QLineEdit(STOP_SEPARATOR.join(sampling.stop)), "Stop strings", f"Strings that end the reply, separated by {STOP_SEPARATOR}")
+        self.max_tokens = _tip(
+            self._spin(0, 1_000_000, sampling.max_tokens),
+            "Max tokens",
+            "Stop the reply after this many tokens",
+        )
+        self.stop = _tip(
+            QLineEdit(STOP_SEPARATOR.join(sampling.stop)),
+            "Stop strings",
+            f"Strings that end the reply, separated by {STOP_SEPARATOR}",
+        )
         sampling_form = QFormLayout()
         for label, widget in (
-            ("Temperature", self.temperature), ("Top-k", self.top_k), ("Top-p", self.top_p),
-            ("Min-p", self.min_p), ("Repeat penalty", self.repeat_penalty), ("Seed", self.seed),
-            ("Max tokens", self.max_tokens), ("Stop strings", self.stop),
+            ("Temperature", self.temperature),
+            ("Top-k", self.top_k),
+            ("Top-p", self.top_p),
+            ("Min-p", self.min_p),
+            ("Repeat penalty", self.repeat_penalty),
+            ("Seed", self.seed),
+            ("Max tokens", self.max_tokens),
+            ("Stop strings", self.stop),
         ):
             sampling_form.addRow(label, widget)
         sampling_page = QWidget()
@@ -137,7 +200,9 @@ class SettingsDialog(QDialog):
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #D55E00; font-weight: bold;")
         self.error_label.setAccessibleName("Settings error")
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.ok_button.setAccessibleName("Apply settings")
         self.ok_button.setToolTip("Save; a changed runtime setting reloads the model")
@@ -184,8 +249,11 @@ class SettingsDialog(QDialog):
         if not self.gpu_all.isEnabled():  # no GPU support in this build
             layers = 0
         return RuntimeSettings(
-            n_ctx=self.n_ctx.value(), n_gpu_layers=layers, n_threads=self.threads.value(),
-            n_batch=self.n_batch.value(), flash_attn=self.flash_attn.isChecked(),
+            n_ctx=self.n_ctx.value(),
+            n_gpu_layers=layers,
+            n_threads=self.threads.value(),
+            n_batch=self.n_batch.value(),
+            flash_attn=self.flash_attn.isChecked(),
             kv_cache_type=self.kv_type.currentText(),
         )
 
@@ -194,14 +262,22 @@ class SettingsDialog(QDialog):
         try:
             seed = int(seed_text) if seed_text else None
         except ValueError:
-            raise SettingsError(f"seed must be a whole number or empty, got {seed_text!r}") from None
+            raise SettingsError(
+                f"seed must be a whole number or empty, got {seed_text!r}"
+            ) from None
         stop_text = self.stop.text()
-        stop = tuple(s.strip() for s in stop_text.split(STOP_SEPARATOR)) if stop_text.strip() else ()
+        stop = (
+            tuple(s.strip() for s in stop_text.split(STOP_SEPARATOR)) if stop_text.strip() else ()
+        )
         return SamplingSettings(
-            temperature=round(self.temperature.value(), 4), top_k=self.top_k.value(),
-            top_p=round(self.top_p.value(), 4), min_p=round(self.min_p.value(), 4),
-            repeat_penalty=round(self.repeat_penalty.value(), 4), seed=seed,
-            max_tokens=self.max_tokens.value(), stop=stop,
+            temperature=round(self.temperature.value(), 4),
+            top_k=self.top_k.value(),
+            top_p=round(self.top_p.value(), 4),
+            min_p=round(self.min_p.value(), 4),
+            repeat_penalty=round(self.repeat_penalty.value(), 4),
+            seed=seed,
+            max_tokens=self.max_tokens.value(),
+            stop=stop,
         )
 
     def validation_error(self) -> str | None:
@@ -215,7 +291,9 @@ class SettingsDialog(QDialog):
 
     def _on_field_changed(self, *_args: Any) -> None:
         all_layers = self.gpu_all.isChecked()
-        self.gpu_value.setText("all" if all_layers else f"{self.gpu_layers.value()} / {self._n_layers}")
+        self.gpu_value.setText(
+            "all" if all_layers else f"{self.gpu_layers.value()} / {self._n_layers}"
+        )
         self.gpu_layers.setEnabled(self.gpu_all.isEnabled() and not all_layers)
         error = self.validation_error()
         self.error_label.setText(error or "")

@@ -6,7 +6,12 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from app.engine.events import ModelLoaded
 
-STATE_COLORS = {"loading": "#E69F00", "ready": "#009E73", "generating": "#0072B2", "crashed": "#D55E00"}
+STATE_COLORS = {
+    "loading": "#E69F00",
+    "ready": "#009E73",
+    "generating": "#0072B2",
+    "crashed": "#D55E00",
+}
 
 
 class EngineStatusBar(QStatusBar):
@@ -16,18 +21,32 @@ class EngineStatusBar(QStatusBar):
         super().__init__(parent)
         self.setAccessibleName("Status bar")
         self.model_label = self._label("Model", "The loaded GGUF model")
-        self.backend_label = self._label("Backend", "Where the layers run: CPU, or GPU with layers offloaded")
+        self.backend_label = self._label(
+            "Backend", "Where the layers run: CPU, or GPU with layers offloaded"
+        )
         self.ctx_label = self._label("Context", "Context size n_ctx in tokens (KV cache cells)")
         self.threads_label = self._label("Threads", "CPU threads used for inference")
         self.kv_label = self._label("KV cache", "Memory reserved for the KV cache at this n_ctx")
-        self.state_label = self._label("Engine state", "idle, loading, ready, generating or crashed")
+        self.state_label = self._label(
+            "Engine state", "idle, loading, ready, generating or crashed"
+        )
         self.progress = QProgressBar()
-        self.progress.setRange(0, 0)  # busy indicator: llama.cpp gives no load fraction over the pipe
+        self.progress.setRange(
+            0, 0
+        )  # busy indicator: llama.cpp gives no load fraction over the pipe
         self.progress.setMaximumWidth(120)
         self.progress.setAccessibleName("Model loading progress")
-        self.progress.setToolTip("The model is loading in the engine process; the window stays usable")
+        self.progress.setToolTip(
+            "The model is loading in the engine process; the window stays usable"
+        )
         self.progress.hide()
-        for label in (self.model_label, self.backend_label, self.ctx_label, self.threads_label, self.kv_label):
+        for label in (
+            self.model_label,
+            self.backend_label,
+            self.ctx_label,
+            self.threads_label,
+            self.kv_label,
+        ):
             self.addPermanentWidget(label)
         self.addPermanentWidget(self.progress)
         self.addPermanentWidget(self.state_label)

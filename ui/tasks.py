@@ -31,7 +31,9 @@ class BackgroundTasks(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="glassbox-gui-io")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="glassbox-gui-io"
+        )
         self._in_flight = 0
         self._finished.connect(self._on_self_finished, Qt.ConnectionType.QueuedConnection)
 
@@ -58,7 +60,9 @@ class BackgroundTasks(QObject):
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
 
-    def _on_self_finished(self, result: Any, error: BaseException | None, on_done: Any, on_error: Any) -> None:
+    def _on_self_finished(
+        self, result: Any, error: BaseException | None, on_done: Any, on_error: Any
+    ) -> None:
         self._in_flight -= 1
         try:
             if error is None:

@@ -66,7 +66,11 @@ def dark_palette() -> QPalette:
     pal.setColor(QPalette.ColorRole.Highlight, QColor("#8ab4f8"))
     pal.setColor(QPalette.ColorRole.HighlightedText, QColor("#202124"))
     pal.setColor(QPalette.ColorRole.Link, QColor("#8ab4f8"))
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.WindowText,
+    ):
         pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6f7378"))
     return pal
 
@@ -87,7 +91,11 @@ def light_palette() -> QPalette:
     pal.setColor(QPalette.ColorRole.Highlight, QColor("#1a73e8"))
     pal.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
     pal.setColor(QPalette.ColorRole.Link, QColor("#1a73e8"))
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.WindowText,
+    ):
         pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#9aa0a6"))
     return pal
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
-import pyqtgraph as pg
 from app.metrics import TurnMetrics
 from ui import theme
 
@@ -85,11 +85,15 @@ class TurnPlot(pg.PlotWidget):
     def _fit_x(self, n: int) -> None:
         self.n_turns = n
         self.plotItem.setXRange(0.4, max(n, 1) + 0.6, padding=0)
-        self.plotItem.getAxis("bottom").setTicks([[(i, str(i)) for i in range(1, n + 1)]] if n <= 20 else None)
+        self.plotItem.getAxis("bottom").setTicks(
+            [[(i, str(i)) for i in range(1, n + 1)]] if n <= 20 else None
+        )
 
 
 def _bars(color: str, name: str) -> pg.BarGraphItem:
-    return pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(color), pen=pg.mkPen(None), name=name)
+    return pg.BarGraphItem(
+        x=[], height=[], width=0.6, brush=pg.mkBrush(color), pen=pg.mkPen(None), name=name
+    )
 
 
 class TtftPlot(TurnPlot):
@@ -119,12 +123,24 @@ class RatePlot(TurnPlot):
     def __init__(self) -> None:
         super().__init__("Throughput: prefill vs decode", "tok/s")
         self.prefill = self.plotItem.plot(
-            [], [], name="prefill", pen=pg.mkPen(theme.PREFILL_COLOR, width=2),
-            symbol="o", symbolSize=7, symbolBrush=theme.PREFILL_COLOR, symbolPen=None,
+            [],
+            [],
+            name="prefill",
+            pen=pg.mkPen(theme.PREFILL_COLOR, width=2),
+            symbol="o",
+            symbolSize=7,
+            symbolBrush=theme.PREFILL_COLOR,
+            symbolPen=None,
         )
         self.decode = self.plotItem.plot(
-            [], [], name="decode", pen=pg.mkPen(theme.DECODE_COLOR, width=2),
-            symbol="s", symbolSize=7, symbolBrush=theme.DECODE_COLOR, symbolPen=None,
+            [],
+            [],
+            name="decode",
+            pen=pg.mkPen(theme.DECODE_COLOR, width=2),
+            symbol="s",
+            symbolSize=7,
+            symbolBrush=theme.DECODE_COLOR,
+            symbolPen=None,
         )
 
     def set_turns(self, metrics: Sequence[TurnMetrics]) -> None:
@@ -132,8 +148,11 @@ class RatePlot(TurnPlot):
         # symbol positions can crash Qt's raster painter.
         values: list[float] = []
         for curve, name in ((self.prefill, "prefill_tok_s"), (self.decode, "decode_tok_s")):
-            points = [(float(i), float(v)) for i, m in enumerate(metrics, start=1)
-                      if (v := getattr(m, name)) is not None and math.isfinite(v)]
+            points = [
+                (float(i), float(v))
+                for i, m in enumerate(metrics, start=1)
+                if (v := getattr(m, name)) is not None and math.isfinite(v)
+            ]
             curve.setData([p[0] for p in points], [p[1] for p in points])
             values += [p[1] for p in points]
         self._fit_x(len(metrics))
@@ -141,18 +160,22 @@ class RatePlot(TurnPlot):
 
 
 class KvPlot(TurnPlot):
-    """KV cache cells after each turn: cached prompt, newly evaluated prompt, output; of the total."""
+    """KV cache cells after each turn: cached prompt, newly evaluated prompt, output."""
 
     def __init__(self) -> None:
         self.mib_axis = MiBAxis("right")
-        super().__init__("KV cache fill (cells; right: MiB)", "cells", axis_items={"right": self.mib_axis})
+        super().__init__(
+            "KV cache fill (cells; right: MiB)", "cells", axis_items={"right": self.mib_axis}
+        )
         self.plotItem.showAxis("right")
         self.cached = _bars(theme.CACHED_COLOR, "cached prompt")
         self.evaluated = _bars(theme.EVALUATED_COLOR, "evaluated prompt")
         self.output = _bars(theme.OUTPUT_COLOR, "output")
         for item in (self.cached, self.evaluated, self.output):
             self.plotItem.addItem(item)
-        self.total_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(QColor("#888888"), style=Qt.PenStyle.DashLine))
+        self.total_line = pg.InfiniteLine(
+            angle=0, movable=False, pen=pg.mkPen(QColor("#888888"), style=Qt.PenStyle.DashLine)
+        )
         self.plotItem.addItem(self.total_line, ignoreBounds=True)
         self.total_line.hide()
         self.cells_total = 0

@@ -39,7 +39,9 @@ def window(qtbot, glassbox_home, model_path) -> Iterator:
     win = build_window(settings)
     qtbot.addWidget(win)
     win.show()
-    with qtbot.waitSignals([win.controller.model_ready, win.controller.conversation_opened], timeout=60_000):
+    with qtbot.waitSignals(
+        [win.controller.model_ready, win.controller.conversation_opened], timeout=60_000
+    ):
         win.start(model_path)
     yield win
     win.close()

@@ -40,7 +40,9 @@ def test_send_shows_reply_and_plots_match_stored_metrics(qtbot, window):
     window.panel.flush()
     xs, ys = window.panel.rate_plot.decode.getData()
     assert list(ys) == [m.decode_tok_s for _mid, m in stored]
-    assert list(window.panel.kv_plot.cached.opts["height"]) == [m.prompt_tokens_cached for _mid, m in stored]
+    assert list(window.panel.kv_plot.cached.opts["height"]) == [
+        m.prompt_tokens_cached for _mid, m in stored
+    ]
     assert stored[1][1].prompt_tokens_cached > 0
     assert window.status.state() == "ready"
     assert "n_ctx" in window.status.ctx_label.text()
@@ -53,7 +55,9 @@ def test_two_quick_sends_queue_and_show_that_they_wait(qtbot, window):
         pass
     window.controller.send("And back down.")
     qtbot.waitUntil(lambda: "queued" in window.chat.message_widgets()[-1].status(), timeout=10_000)
-    qtbot.waitUntil(lambda: len(window.panel.turns()) == 2 and not window.controller._busy(), timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: len(window.panel.turns()) == 2 and not window.controller._busy(), timeout=TIMEOUT
+    )
     turns = window.store.turn_metrics(window.controller.conversation_id)
     assert len(turns) == 2 and turns[1][1].queue_ms > 1.0
 
@@ -68,7 +72,9 @@ def test_stop_mid_stream_keeps_a_partial_reply(qtbot, window):
     assert metrics.stop_reason == "cancelled" and metrics.output_tokens < 400
     reply = window.chat.message_widgets()[-1]
     assert reply.partial and "cancelled" in reply.status()
-    qtbot.waitUntil(lambda: window.store.messages(window.controller.conversation_id)[-1].partial, timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.store.messages(window.controller.conversation_id)[-1].partial, timeout=5000
+    )
 
 
 def test_worker_sigkill_shows_banner_keeps_partial_and_restart_works(qtbot, window):
@@ -83,7 +89,9 @@ def test_worker_sigkill_shows_banner_keeps_partial_and_restart_works(qtbot, wind
     assert window.status.state() == "crashed"
     reply = window.chat.message_widgets()[-1]
     assert reply.partial and "engine crashed" in reply.status()
-    qtbot.waitUntil(lambda: window.store.messages(window.controller.conversation_id)[-1].partial, timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.store.messages(window.controller.conversation_id)[-1].partial, timeout=5000
+    )
     with qtbot.waitSignal(window.controller.model_ready, timeout=TIMEOUT):
         window.banner.restart_button.click()
     assert not window.banner.isVisible()
@@ -101,8 +109,11 @@ def test_reopening_a_conversation_redraws_its_plots(qtbot, window):
     qtbot.waitUntil(lambda: window.conversations.model.rowCount() == 2, timeout=5000)
     with qtbot.waitSignal(window.controller.conversation_opened, timeout=10_000):
         window.conversations.view.setCurrentIndex(
-            window.conversations.model.index(window.conversations.model.row_of(first)))
-    assert window.panel.turns() == window.store.turn_metrics(first) and len(window.panel.turns()) == 2
+            window.conversations.model.index(window.conversations.model.row_of(first))
+        )
+    assert (
+        window.panel.turns() == window.store.turn_metrics(first) and len(window.panel.turns()) == 2
+    )
     assert len(window.chat.message_widgets()) == 4
     reply_id = window.panel.turns()[0][0]
     window.panel.turn_clicked.emit(reply_id)  # as a click on a point does
@@ -118,14 +129,18 @@ def test_conversations_new_rename_delete_undo_search(qtbot, window, qtmodelteste
     qtmodeltester.check(model, force_py=True)
     new_id = window.controller.conversation_id
     model.setData(model.index(model.row_of(new_id)), "Empty one")
-    qtbot.waitUntil(lambda: window.store.get_conversation(new_id).title == "Empty one", timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.store.get_conversation(new_id).title == "Empty one", timeout=5000
+    )
     window.conversations.search.setText("penguin")
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
     window.conversations.search.setText("")
     qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=5000)
     window.conversations.select(new_id)
     window.conversations.delete_button.click()
-    qtbot.waitUntil(lambda: window.conversations.undo_bar.isVisible() and model.rowCount() == 1, timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.conversations.undo_bar.isVisible() and model.rowCount() == 1, timeout=5000
+    )
     assert window.store.get_conversation(new_id).deleted_at is not None
     window.conversations.undo_button.click()
     qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=5000)
@@ -134,18 +149,21 @@ def test_conversations_new_rename_delete_undo_search(qtbot, window, qtmodelteste
 
 def test_no_event_loop_stall_while_streaming_and_loading(qtbot, window, heartbeat):
     window.settings.sampling = SamplingSettings(temperature=0.7, seed=2, max_tokens=200)
-    with heartbeat:
-        with qtbot.waitSignal(window.controller.turns_reloaded, timeout=TIMEOUT):
-            window.controller.send("Write a long poem about the sea.")
+    with heartbeat, qtbot.waitSignal(window.controller.turns_reloaded, timeout=TIMEOUT):
+        window.controller.send("Write a long poem about the sea.")
     streamed = window.store.turn_metrics(window.controller.conversation_id)[-1][1]
     assert streamed.output_tokens >= 20
-    assert heartbeat.max_gap_ms < 50, f"event loop stalled {heartbeat.max_gap_ms:.0f} ms while streaming"
-    with heartbeat:
-        with qtbot.waitSignal(window.controller.model_ready, timeout=TIMEOUT) as blocker:
-            window.controller.apply_settings(window.settings.runtime.with_changes(n_ctx=2048),
-                                             window.settings.sampling)
+    assert heartbeat.max_gap_ms < 50, (
+        f"event loop stalled {heartbeat.max_gap_ms:.0f} ms while streaming"
+    )
+    with heartbeat, qtbot.waitSignal(window.controller.model_ready, timeout=TIMEOUT) as blocker:
+        window.controller.apply_settings(
+            window.settings.runtime.with_changes(n_ctx=2048), window.settings.sampling
+        )
     assert blocker.args[0].n_ctx == 2048
-    assert heartbeat.max_gap_ms < 50, f"event loop stalled {heartbeat.max_gap_ms:.0f} ms while loading"
+    assert heartbeat.max_gap_ms < 50, (
+        f"event loop stalled {heartbeat.max_gap_ms:.0f} ms while loading"
+    )
 
 
 def test_settings_reload_the_model_and_persist(qtbot, window):
@@ -184,17 +202,30 @@ def test_keyboard_shortcuts_and_accessible_names(qtbot, window):
     qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: QApplication.focusWidget() is window.chat.input, timeout=2000)
     dialog = window.open_settings()
-    kinds = (QAbstractButton, QLineEdit, QPlainTextEdit, QAbstractSlider, QAbstractSpinBox, QComboBox)
+    kinds = (
+        QAbstractButton,
+        QLineEdit,
+        QPlainTextEdit,
+        QAbstractSlider,
+        QAbstractSpinBox,
+        QComboBox,
+    )
     missing = []
     for root in (window, dialog):
         for widget in (w for kind in kinds for w in root.findChildren(kind)):
             if widget.window() is not root or widget.parent() is None:
                 continue
-            if type(widget).__module__.startswith("pyqtgraph") or widget.objectName().startswith("qt_"):
+            if type(widget).__module__.startswith("pyqtgraph") or widget.objectName().startswith(
+                "qt_"
+            ):
                 continue
-            if isinstance(widget, QScrollBar) or isinstance(widget.parent(), QAbstractSpinBox | QComboBox | QLineEdit | QTabBar):
+            if isinstance(widget, QScrollBar) or isinstance(
+                widget.parent(), QAbstractSpinBox | QComboBox | QLineEdit | QTabBar
+            ):
                 continue  # Qt's own parts (scroll bars, clear and tab-scroll buttons), named by their owner
             if not widget.accessibleName() or not widget.toolTip():
-                missing.append(f"{type(widget).__name__} {widget.objectName()!r} in {type(widget.parent()).__name__}")
+                missing.append(
+                    f"{type(widget).__name__} {widget.objectName()!r} in {type(widget.parent()).__name__}"
+                )
     dialog.reject()
     assert not missing, missing

@@ -17,11 +17,26 @@ from app.metrics import FIELD_NAMES, TurnMetrics
 def metrics(i: int) -> TurnMetrics:
     prompt, cached = 40 + 100 * i, 100 * i
     return TurnMetrics(
-        queue_ms=3.0 + i, ttft_ms=120.0 + 10 * i, prefill_ms=100.0, prompt_tokens=prompt,
-        prompt_tokens_cached=cached, prompt_tokens_evaluated=prompt - cached, prefill_tok_s=300.0 - i,
-        output_tokens=50, decode_ms=400.0, decode_tok_s=120.0 + i, itl_ms_p50=8.0, itl_ms_p95=9.0,
-        itl_ms_p99=11.0, kv_cells_used=prompt + 50, kv_cells_total=4096, kv_fill=(prompt + 50) / 4096,
-        kv_bytes_used=(prompt + 50) * 1000, kv_bytes_total=4096 * 1000, stop_reason="eos", total_ms=600.0,
+        queue_ms=3.0 + i,
+        ttft_ms=120.0 + 10 * i,
+        prefill_ms=100.0,
+        prompt_tokens=prompt,
+        prompt_tokens_cached=cached,
+        prompt_tokens_evaluated=prompt - cached,
+        prefill_tok_s=300.0 - i,
+        output_tokens=50,
+        decode_ms=400.0,
+        decode_tok_s=120.0 + i,
+        itl_ms_p50=8.0,
+        itl_ms_p95=9.0,
+        itl_ms_p99=11.0,
+        kv_cells_used=prompt + 50,
+        kv_cells_total=4096,
+        kv_fill=(prompt + 50) / 4096,
+        kv_bytes_used=(prompt + 50) * 1000,
+        kv_bytes_total=4096 * 1000,
+        stop_reason="eos",
+        total_ms=600.0,
     )
 
 
@@ -56,13 +71,20 @@ def test_panel_plots_one_point_per_turn_with_queue_and_kv_split(panel):
 
 
 def test_live_strip_is_buffered_and_redrawn_by_the_timer_not_per_token(panel, qtbot):
-    panel.begin_live(ev.TurnStarted(t_ns=1_000_000, queue_ms=2, prompt_tokens=30, prompt_tokens_cached=0))
+    panel.begin_live(
+        ev.TurnStarted(t_ns=1_000_000, queue_ms=2, prompt_tokens=30, prompt_tokens_cached=0)
+    )
     before = panel.redraw_count
     for i in range(300):
         panel.add_token(1_000_000 + (i + 1) * 8_000_000)
     assert panel.redraw_count == before  # nothing drawn until the timer runs
-    qtbot.waitUntil(lambda: panel.tokens_plot.curve.getData()[0] is not None
-                    and len(panel.tokens_plot.curve.getData()[0]) == 300, timeout=2000)
+    qtbot.waitUntil(
+        lambda: (
+            panel.tokens_plot.curve.getData()[0] is not None
+            and len(panel.tokens_plot.curve.getData()[0]) == 300
+        ),
+        timeout=2000,
+    )
     assert panel.redraw_count - before <= 2
     xs, ys = panel.itl_plot.curve.getData()
     assert len(ys) == 299 and all(abs(y - 8.0) < 1e-9 for y in ys)
@@ -122,7 +144,9 @@ def test_chat_streams_marks_partial_copies_and_edits(qtbot):
     qtbot.addWidget(chat)
     chat.resize(600, 500)
     chat.show()
-    chat.show_messages([SimpleNamespace(id=1, role="user", content="hi", partial=False, stop_reason=None)])
+    chat.show_messages(
+        [SimpleNamespace(id=1, role="user", content="hi", partial=False, stop_reason=None)]
+    )
     key = object()
     reply = chat.add_request(key, "tell me")
     chat.set_turn_status(key, "⏳ queued: waiting for 1 request ahead")
@@ -151,7 +175,9 @@ def test_code_blocks_are_highlighted(qtbot):
     coloured = False
     while block.isValid():
         if code_language(block.blockFormat()) == "python":
-            coloured |= any(r.format.foreground().color().name() != "#000000" for r in block.layout().formats())
+            coloured |= any(
+                r.format.foreground().color().name() != "#000000" for r in block.layout().formats()
+            )
         block = block.next()
     assert coloured
 
@@ -162,7 +188,9 @@ def test_conversation_list_model(qtmodeltester, qtbot):
     from ui.conversation_list import ConversationIdRole, ConversationListModel
 
     model = ConversationListModel()
-    rows = [SimpleNamespace(id=i, title=f"chat {i}", updated_at=1_700_000_000.0 + i) for i in range(5)]
+    rows = [
+        SimpleNamespace(id=i, title=f"chat {i}", updated_at=1_700_000_000.0 + i) for i in range(5)
+    ]
     model.set_conversations(rows)
     qtmodeltester.check(model, force_py=True)
     assert model.data(model.index(2), ConversationIdRole) == 2
@@ -178,7 +206,9 @@ def test_settings_dialog_refuses_invalid_values_with_the_reason(qtbot):
     from app.settings import RuntimeSettings, SamplingSettings
     from ui.settings_dialog import SettingsDialog
 
-    dialog = SettingsDialog(RuntimeSettings(), SamplingSettings(), n_layers=30, gpu_offload_supported=False)
+    dialog = SettingsDialog(
+        RuntimeSettings(), SamplingSettings(), n_layers=30, gpu_offload_supported=False
+    )
     qtbot.addWidget(dialog)
     assert dialog.ok_button.isEnabled()
     dialog.n_ctx.setValue(0)
@@ -204,11 +234,18 @@ def test_offload_control_disabled_without_gpu_support_and_says_how(qtbot):
     from app.settings import RuntimeSettings, SamplingSettings
     from ui.settings_dialog import SettingsDialog
 
-    cpu = SettingsDialog(RuntimeSettings(), SamplingSettings(), n_layers=30, gpu_offload_supported=False)
+    cpu = SettingsDialog(
+        RuntimeSettings(), SamplingSettings(), n_layers=30, gpu_offload_supported=False
+    )
     qtbot.addWidget(cpu)
     assert not cpu.gpu_layers.isEnabled() and not cpu.gpu_all.isEnabled()
     assert not cpu.gpu_hint.isHidden() and "CMAKE_ARGS" in cpu.gpu_hint.text()
-    gpu = SettingsDialog(RuntimeSettings(n_gpu_layers=-1), SamplingSettings(), n_layers=30, gpu_offload_supported=True)
+    gpu = SettingsDialog(
+        RuntimeSettings(n_gpu_layers=-1),
+        SamplingSettings(),
+        n_layers=30,
+        gpu_offload_supported=True,
+    )
     qtbot.addWidget(gpu)
     assert gpu.gpu_all.isEnabled() and gpu.gpu_hint.isHidden() and gpu.gpu_layers.maximum() == 30
     assert gpu.runtime().n_gpu_layers == -1
@@ -221,8 +258,12 @@ def test_gui_settings_persist(glassbox_home):
     from app.settings import RuntimeSettings, SamplingSettings
     from ui.gui_settings import GuiSettings
 
-    saved = GuiSettings(model_path="/x.gguf", runtime=RuntimeSettings(n_ctx=1024, n_threads=1),
-                        sampling=SamplingSettings(temperature=0.2, seed=3, stop=("END",)), theme="dark")
+    saved = GuiSettings(
+        model_path="/x.gguf",
+        runtime=RuntimeSettings(n_ctx=1024, n_threads=1),
+        sampling=SamplingSettings(temperature=0.2, seed=3, stop=("END",)),
+        theme="dark",
+    )
     saved.save()
     assert GuiSettings.load() == saved
     GuiSettings.path().write_text('{"runtime": {"n_ctx": -5}, "theme": "neon"}')
@@ -235,7 +276,9 @@ def test_crash_banner_shows_status_and_log_lines(qtbot):
 
     banner = CrashBanner()
     qtbot.addWidget(banner)
-    banner.show_crash(ev.EngineCrashed(exit_code=-9, signal_name="SIGKILL", log_tail=["a", "llama: boom"]))
+    banner.show_crash(
+        ev.EngineCrashed(exit_code=-9, signal_name="SIGKILL", log_tail=["a", "llama: boom"])
+    )
     assert not banner.isHidden() and "SIGKILL" in banner.title.text()
     assert "llama: boom" in banner.log.toPlainText()
     with qtbot.waitSignal(banner.restart_requested):
@@ -250,6 +293,7 @@ def test_exception_in_a_slot_shows_an_error_dialog(qtbot, capsys):
 
     previous = install_excepthook()
     try:
+
         def broken_slot() -> None:
             raise ValueError("slot went wrong")
 
@@ -271,10 +315,12 @@ def test_bridge_delivers_events_from_another_thread_in_order(qtbot):
     main = threading.get_ident()
     bridge.token_received.connect(lambda e: seen.append((e.index, threading.get_ident() == main)))
     with qtbot.waitSignal(bridge.turn_finished, timeout=2000):
+
         def produce() -> None:
             for i in range(200):
                 bridge.post(ev.Token(request_id=1, index=i))
             bridge.post(ev.TurnFinished(request_id=1))
+
         threading.Thread(target=produce).start()
     assert seen == [(i, True) for i in range(200)]
 
