@@ -207,7 +207,7 @@ class KvPlot(TurnPlot):
         # Show the whole cache once the conversation fills a good share of it, else zoom in
         # (the title still says how much of the total is used).
         full = self.cells_total and used > self.cells_total * 0.4
-        self.plotItem.setYRange(0, (self.cells_total if full else used * 1.45) * 1.05, padding=0)
+        self.plotItem.setYRange(0, (self.cells_total if full else used * 1.7) * 1.05, padding=0)
         self.plotItem.setTitle(self._title(metrics[-1] if metrics else None), size="9pt")
 
     def _title(self, last: TurnMetrics | None) -> str:
