@@ -33,6 +33,7 @@ Listener = Callable[[ev.EngineEvent], None]
 class RequestSubmitted(ev.EngineEvent):
     conversation_id: int = 0
     user_message_id: int = 0
+    assistant_message_id: int = 0  # the reply's row, empty and partial until the turn ends
 
 
 @dataclass
@@ -47,7 +48,8 @@ class _Turn:
     conversation_id: int
     user_message_id: int
     sampling: SamplingSettings
-    assistant_message_id: int | None = None
+    assistant_message_id: int
+    started: bool = False
     parts: list[str] = field(default_factory=list)
     last_flush: float = 0.0
 
@@ -137,20 +139,30 @@ class ChatSession:
         def messages() -> list[dict[str, str]]:
             return self.history(conversation_id, user_message_id)
 
+        # The reply's row is created now, right after its user message, so the
+        # stored order is user, reply, user, reply even when a second message is
+        # sent before the first reply starts; history() relies on that order.
+        placeholder = self.store.add_message(conversation_id, "assistant", "", partial=True)
         # The lock is held across submit so the reader thread cannot pass on this
         # request's events before the turn is registered and announced.
         with self._lock:
             self._held = []
             try:
                 request_id = self.engine.submit(messages, sampling)
+            except BaseException:
+                self.store.delete_message(placeholder.id)
+                raise
             finally:
                 held, self._held = self._held, None
-            self._turns[request_id] = _Turn(conversation_id, user_message_id, sampling)
+            self._turns[request_id] = _Turn(
+                conversation_id, user_message_id, sampling, placeholder.id
+            )
             self._listener(
                 RequestSubmitted(
                     request_id=request_id,
                     conversation_id=conversation_id,
                     user_message_id=user_message_id,
+                    assistant_message_id=placeholder.id,
                 )
             )
             for event in held:
@@ -166,10 +178,7 @@ class ChatSession:
             stored: ReplyStored | None = None
             if turn is not None:
                 if isinstance(event, ev.TurnStarted):
-                    reply = self.store.add_message(
-                        turn.conversation_id, "assistant", "", partial=True
-                    )
-                    turn.assistant_message_id = reply.id
+                    turn.started = True
                     turn.last_flush = time.monotonic()
                 elif isinstance(event, ev.Token):
                     turn.parts.append(event.text)
@@ -183,20 +192,19 @@ class ChatSession:
 
     def _maybe_flush(self, turn: _Turn) -> None:
         now = time.monotonic()
-        if turn.assistant_message_id is not None and now - turn.last_flush >= FLUSH_INTERVAL_S:
+        if now - turn.last_flush >= FLUSH_INTERVAL_S:
             self.store.update_message_content(turn.assistant_message_id, "".join(turn.parts))
             turn.last_flush = now
 
     def _store_reply(self, event: ev.TurnFinished, turn: _Turn) -> ReplyStored | None:
         metrics = event.metrics
-        text = event.text or "".join(turn.parts)
+        # A worker-side error ends the turn without the text; the tokens seen hold it.
+        text = event.text if event.text or metrics.stop_reason != "error" else "".join(turn.parts)
         partial = metrics.stop_reason in ("cancelled", "error")
-        if turn.assistant_message_id is None:
-            if not text:
-                return None  # refused or cancelled before it started: nothing to keep
-            turn.assistant_message_id = self.store.add_message(
-                turn.conversation_id, "assistant", text, partial=partial
-            ).id
+        if not text and not turn.started:
+            # Refused, cancelled while queued, or the engine died first: no reply to keep.
+            self.store.delete_message(turn.assistant_message_id)
+            return None
         info = self.engine.model_info
         self.store.finish_message(
             turn.assistant_message_id,

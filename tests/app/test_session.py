@@ -45,7 +45,9 @@ def test_user_message_is_committed_before_the_engine_sees_it(chat, tmp_path):
     request_id = session.send(conversation.id, "Hello there", SHORT)
     # Another connection, as a second process would see it, right after send().
     with Store.open(tmp_path / "chat.sqlite3") as other:
-        assert [m.content for m in other.messages(conversation.id)] == ["Hello there"]
+        stored = other.messages(conversation.id)
+        assert [(m.role, m.content) for m in stored] == [("user", "Hello there"), ("assistant", "")]
+        assert stored[1].partial  # the reply's row, waiting
     seen = _until_stored(events, request_id)
     assert isinstance(seen[0], RequestSubmitted)
     messages = store.messages(conversation.id)
@@ -63,23 +65,40 @@ def test_user_message_is_committed_before_the_engine_sees_it(chat, tmp_path):
 def test_queued_follow_up_sees_the_first_reply(chat):
     session, store, events = chat
     conversation = store.create_conversation()
+    # Both sent before the first reply starts.
     first = session.send(conversation.id, "Name a fruit.", SHORT)
     second = session.send(conversation.id, "Name another one.", SHORT)
     _until_stored(events, first)
-    _until_stored(events, second)
-    roles = [m.role for m in store.messages(conversation.id)]
-    assert roles == ["user", "user", "assistant", "assistant"] or roles == [
-        "user",
-        "assistant",
-        "user",
-        "assistant",
+    seen = _until_stored(events, second)
+    messages = store.messages(conversation.id)
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+    first_reply = messages[1].content
+    assert first_reply and not messages[1].partial
+    # The second turn's prompt held the first reply: its cached prefix covers it.
+    started = next(e for e in seen if isinstance(e, ev.TurnStarted))
+    assert started.prompt_tokens_cached > 0
+    assert session.history(conversation.id, messages[2].id) == [
+        {"role": "user", "content": "Name a fruit."},
+        {"role": "assistant", "content": first_reply},
+        {"role": "user", "content": "Name another one."},
     ]
-    # The second request's prompt held the first reply and not itself twice.
-    history = session.history(conversation.id)
-    assert [m["content"] for m in history if m["role"] == "user"] == [
-        "Name a fruit.",
-        "Name another one.",
-    ]
+
+
+def test_a_request_cancelled_in_the_queue_leaves_no_reply(chat):
+    session, store, events = chat
+    conversation = store.create_conversation()
+    running = session.send(conversation.id, "Write a poem.", SamplingSettings(max_tokens=40))
+    queued = session.send(conversation.id, "And another.", SHORT)
+    session.cancel(queued)
+    finished, stored = set(), set()
+    while running not in stored or queued not in finished:
+        event = events.get(timeout=60)
+        if isinstance(event, ev.TurnFinished):
+            finished.add(event.request_id)
+        if isinstance(event, ReplyStored):
+            stored.add(event.request_id)
+    assert queued not in stored
+    assert [m.role for m in store.messages(conversation.id)] == ["user", "assistant", "user"]
 
 
 def test_history_stops_at_the_request_own_message(chat):
