@@ -16,9 +16,24 @@ def test_demo_writes_a_non_blank_png_of_the_requested_size(tmp_path, glassbox_ho
     out = tmp_path / "shot.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     result = subprocess.run(
-        [sys.executable, "-m", "ui.launch", "demo", "--prompts", str(prompts),
-         "--screenshot", str(out), "--size", "1100x700", "--max-tokens", "16"],
-        capture_output=True, text=True, timeout=240, env=env,
+        [
+            sys.executable,
+            "-m",
+            "ui.launch",
+            "demo",
+            "--prompts",
+            str(prompts),
+            "--screenshot",
+            str(out),
+            "--size",
+            "1100x700",
+            "--max-tokens",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "queue_ms" in result.stdout and "   2 " in result.stdout
