@@ -338,6 +338,8 @@ class ChatController(QObject):
         rid = event.request_id
         if isinstance(event, ev.ModelLoadStarted):
             self.status.set_state("loading")
+        elif isinstance(event, ev.ModelLoadProgress):
+            self.status.set_load_progress(event.fraction)
         elif isinstance(event, ev.ModelLoaded):
             self.banner.hide()
             self.status.set_model_info(event)

@@ -22,6 +22,7 @@ from ui.chat_view import ChatView
 from ui.controller import ChatController
 from ui.conversation_list import ConversationList
 from ui.crash_banner import CrashBanner
+from ui.gc_policy import GuiThreadCollector
 from ui.gui_settings import GuiSettings
 from ui.internals_panel import InternalsPanel
 from ui.settings_dialog import SettingsDialog
@@ -53,6 +54,8 @@ class MainWindow(QMainWindow):
             settings,
         )
         self.tasks = BackgroundTasks(self)
+        self.collector = GuiThreadCollector(self)
+        self.collector.start()
 
         self.conversations = ConversationList()
         self.chat = ChatView()
@@ -259,4 +262,5 @@ class MainWindow(QMainWindow):
         self.bridge.close()
         self.engine.close()
         self.tasks.shutdown()
+        self.collector.stop()
         super().closeEvent(event)

@@ -31,14 +31,17 @@ class EngineStatusBar(QStatusBar):
             "Engine state", "idle, loading, ready, generating or crashed"
         )
         self.progress = QProgressBar()
-        self.progress.setRange(
-            0, 0
-        )  # busy indicator: llama.cpp gives no load fraction over the pipe
+        self.progress.setRange(0, 100)  # llama.cpp's own load progress (ModelLoadProgress)
         self.progress.setMaximumWidth(120)
         self.progress.setAccessibleName("Model loading progress")
         self.progress.setToolTip(
             "The model is loading in the engine process; the window stays usable"
         )
+        # Showing the bar must not re-lay out the window: a relayout resizes and
+        # repaints every plot, a 50 ms stall on a 2-core machine.
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(policy)
         self.progress.hide()
         for label in (
             self.model_label,
@@ -70,7 +73,12 @@ class EngineStatusBar(QStatusBar):
         self.threads_label.setText(f"{info.n_threads} threads")
         self.kv_label.setText(f"KV {info.kv_bytes_total / (1024 * 1024):.1f} MiB")
 
+    def set_load_progress(self, fraction: float) -> None:
+        self.progress.setValue(round(fraction * 100))
+
     def set_state(self, state: str) -> None:
+        if state == "loading" and not self.progress.isVisible():
+            self.progress.setValue(0)
         self.progress.setVisible(state == "loading")
         color = STATE_COLORS.get(state)
         text = f"<b>{state}</b>"
