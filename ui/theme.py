@@ -50,54 +50,59 @@ def plot_colors(palette: QPalette | None = None) -> PlotColors:
     )
 
 
-def dark_palette() -> QPalette:
+_Role = QPalette.ColorRole
+
+# One table per scheme; the palette builder below is shared.
+_DARK = {
+    _Role.Window: "#202124",
+    _Role.WindowText: "#e8eaed",
+    _Role.Base: "#17181a",
+    _Role.AlternateBase: "#26282b",
+    _Role.Text: "#e8eaed",
+    _Role.Button: "#2d2f33",
+    _Role.ButtonText: "#e8eaed",
+    _Role.ToolTipBase: "#2d2f33",
+    _Role.ToolTipText: "#e8eaed",
+    _Role.PlaceholderText: "#9aa0a6",
+    _Role.Highlight: "#8ab4f8",
+    _Role.HighlightedText: "#202124",
+    _Role.Link: "#8ab4f8",
+}
+_DARK_DISABLED_TEXT = "#6f7378"
+
+_LIGHT = {
+    _Role.Window: "#f3f4f6",
+    _Role.WindowText: "#202124",
+    _Role.Base: "#ffffff",
+    _Role.AlternateBase: "#f1f3f4",
+    _Role.Text: "#202124",
+    _Role.Button: "#e8eaed",
+    _Role.ButtonText: "#202124",
+    _Role.ToolTipBase: "#ffffff",
+    _Role.ToolTipText: "#202124",
+    _Role.PlaceholderText: "#80868b",
+    _Role.Highlight: "#1a73e8",
+    _Role.HighlightedText: "#ffffff",
+    _Role.Link: "#1a73e8",
+}
+_LIGHT_DISABLED_TEXT = "#9aa0a6"
+
+
+def _palette(colors: dict[QPalette.ColorRole, str], disabled_text: str) -> QPalette:
     pal = QPalette()
-    window, base, text = QColor("#202124"), QColor("#17181a"), QColor("#e8eaed")
-    pal.setColor(QPalette.ColorRole.Window, window)
-    pal.setColor(QPalette.ColorRole.WindowText, text)
-    pal.setColor(QPalette.ColorRole.Base, base)
-    pal.setColor(QPalette.ColorRole.AlternateBase, QColor("#26282b"))
-    pal.setColor(QPalette.ColorRole.Text, text)
-    pal.setColor(QPalette.ColorRole.Button, QColor("#2d2f33"))
-    pal.setColor(QPalette.ColorRole.ButtonText, text)
-    pal.setColor(QPalette.ColorRole.ToolTipBase, QColor("#2d2f33"))
-    pal.setColor(QPalette.ColorRole.ToolTipText, text)
-    pal.setColor(QPalette.ColorRole.PlaceholderText, QColor("#9aa0a6"))
-    pal.setColor(QPalette.ColorRole.Highlight, QColor("#8ab4f8"))
-    pal.setColor(QPalette.ColorRole.HighlightedText, QColor("#202124"))
-    pal.setColor(QPalette.ColorRole.Link, QColor("#8ab4f8"))
-    for role in (
-        QPalette.ColorRole.Text,
-        QPalette.ColorRole.ButtonText,
-        QPalette.ColorRole.WindowText,
-    ):
-        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6f7378"))
+    for role, color in colors.items():
+        pal.setColor(role, QColor(color))
+    for role in (_Role.Text, _Role.ButtonText, _Role.WindowText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor(disabled_text))
     return pal
+
+
+def dark_palette() -> QPalette:
+    return _palette(_DARK, _DARK_DISABLED_TEXT)
 
 
 def light_palette() -> QPalette:
-    pal = QPalette()
-    text = QColor("#202124")
-    pal.setColor(QPalette.ColorRole.Window, QColor("#f3f4f6"))
-    pal.setColor(QPalette.ColorRole.WindowText, text)
-    pal.setColor(QPalette.ColorRole.Base, QColor("#ffffff"))
-    pal.setColor(QPalette.ColorRole.AlternateBase, QColor("#f1f3f4"))
-    pal.setColor(QPalette.ColorRole.Text, text)
-    pal.setColor(QPalette.ColorRole.Button, QColor("#e8eaed"))
-    pal.setColor(QPalette.ColorRole.ButtonText, text)
-    pal.setColor(QPalette.ColorRole.ToolTipBase, QColor("#ffffff"))
-    pal.setColor(QPalette.ColorRole.ToolTipText, text)
-    pal.setColor(QPalette.ColorRole.PlaceholderText, QColor("#80868b"))
-    pal.setColor(QPalette.ColorRole.Highlight, QColor("#1a73e8"))
-    pal.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
-    pal.setColor(QPalette.ColorRole.Link, QColor("#1a73e8"))
-    for role in (
-        QPalette.ColorRole.Text,
-        QPalette.ColorRole.ButtonText,
-        QPalette.ColorRole.WindowText,
-    ):
-        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#9aa0a6"))
-    return pal
+    return _palette(_LIGHT, _LIGHT_DISABLED_TEXT)
 
 
 def apply_theme(app: QApplication, theme: str) -> None:
