@@ -258,29 +258,45 @@ class LocalEngine:
         if conn is not None:
             conn.close()
 
+    def _fail(self, requests: list[PendingTurn], message: str) -> None:
+        for request in requests:
+            self._sink(ev.EngineError(request_id=request.request_id, message=message))
+            self._sink(
+                ev.TurnFinished(
+                    request_id=request.request_id, metrics=TurnMetrics(stop_reason="error")
+                )
+            )
+
     def _dispatch(self) -> None:
-        """Send the next queued request to the worker when it is free."""
+        """Start the next queued request when the worker is free (or bring a worker back)."""
+        doomed: list[PendingTurn] = []
+        reload: tuple[str, RuntimeSettings] | None = None
         with self._lock:
             if self._closed or self._running is not None or self._loading or not self._pending:
                 return
             if self._crashed or self._proc is None or not self._proc.is_alive():
-                if self._model_path is None:
-                    return
-                # A fresh worker for the next request; it loads the last model first.
-                self._crashed = False
-                self._loading = True
-                path, settings = self._model_path, self._settings
-                threading.Thread(
-                    target=self._load_job,
-                    args=(path, settings),
-                    daemon=True,
-                    name="glassbox-reload",
-                ).start()
-                return
-            request = self._pending.popleft()
-            self._running = request
-            self._cancel.clear()
-            conn = self._conn
+                if self._model_path is None or self._settings is None:
+                    # No model was ever loaded and none is loading: nothing can answer.
+                    doomed = list(self._pending)
+                    self._pending.clear()
+                else:
+                    # A fresh worker for the next request; it loads the last model first.
+                    reload = (self._model_path, self._settings)
+                    self._crashed, self._loading = False, True
+            else:
+                request = self._pending.popleft()
+                self._running = request
+                self._cancel.clear()
+                conn = self._conn
+        if doomed:
+            self._fail(doomed, "no model is loaded: load one first")
+            return
+        if reload is not None:
+            self._sink(ev.ModelLoadStarted(model_path=reload[0]))
+            threading.Thread(
+                target=self._load_job, args=reload, daemon=True, name="glassbox-reload"
+            ).start()
+            return
         try:
             messages = request.messages() if callable(request.messages) else request.messages
             payload = {

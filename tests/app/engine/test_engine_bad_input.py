@@ -151,3 +151,16 @@ def test_a_history_longer_than_the_context_drops_the_oldest_turns(small_context_
     assert started.dropped_messages > 0
     assert started.prompt_tokens + 16 <= 256
     assert events[-1].metrics.stop_reason in ("eos", "length")
+
+
+def test_requests_fail_cleanly_when_no_model_could_be_loaded(tmp_path):
+    engine = LocalEngine()
+    try:
+        engine.load(tmp_path / "absent.gguf", RuntimeSettings(n_ctx=256))
+        request_id = engine.submit([{"role": "user", "content": "hi"}])
+        events = run_turn(engine, request_id, timeout=30)
+        errors = [e for e in events if isinstance(e, ev.EngineError)]
+        assert errors and "no model is loaded" in errors[-1].message
+        assert events[-1].metrics.stop_reason == "error"
+    finally:
+        engine.close()
