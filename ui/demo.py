@@ -68,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
     home = tempfile.TemporaryDirectory(prefix="glassbox-demo-")
     os.environ["GLASSBOX_HOME"] = home.name
 
+    from app.cli.common import runtime_from_args
     from app.settings import RuntimeSettings, SamplingSettings
     from ui.gui_settings import GuiSettings
-    from ui.launch import build_window, create_application, resolve_model, runtime_from_args
+    from ui.launch import build_window, create_application, resolve_model
 
     settings = GuiSettings(theme=args.theme)
     settings.runtime = runtime_from_args(args, RuntimeSettings())

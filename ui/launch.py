@@ -56,17 +56,6 @@ def display_missing() -> bool:
     return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM"))
 
 
-def runtime_from_args(args: argparse.Namespace, base: Any) -> Any:
-    changes = {}
-    if getattr(args, "ctx", None) is not None:
-        changes["n_ctx"] = args.ctx
-    if getattr(args, "gpu_layers", None) is not None:
-        changes["n_gpu_layers"] = args.gpu_layers
-    if getattr(args, "threads", None) is not None:
-        changes["n_threads"] = args.threads
-    return base.with_changes(**changes).validate()
-
-
 def resolve_model(args: argparse.Namespace, remembered: str | None) -> str:
     from app.errors import ModelFileError
     from app.paths import BUNDLED_MODEL_HINT, bundled_model_path
@@ -121,6 +110,7 @@ def run_gui(args: argparse.Namespace) -> int:
     if display_missing():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
         return 2
+    from app.cli.common import runtime_from_args
     from ui.gui_settings import GuiSettings
 
     settings = GuiSettings.load()

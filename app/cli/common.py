@@ -53,17 +53,15 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingSettings:
     ).validate()
 
 
-def runtime_from_args(args: argparse.Namespace) -> RuntimeSettings:
+def runtime_from_args(
+    args: argparse.Namespace, base: RuntimeSettings | None = None
+) -> RuntimeSettings:
+    """The common flags (--ctx, --gpu-layers, --threads) applied over base (or the defaults)."""
+    flags = (("n_ctx", "ctx"), ("n_gpu_layers", "gpu_layers"), ("n_threads", "threads"))
     changes = {
-        name: value
-        for name, value in (
-            ("n_ctx", args.ctx),
-            ("n_gpu_layers", args.gpu_layers),
-            ("n_threads", args.threads),
-        )
-        if value is not None
+        field: getattr(args, flag) for field, flag in flags if getattr(args, flag, None) is not None
     }
-    return RuntimeSettings().with_changes(**changes).validate()
+    return (base or RuntimeSettings()).with_changes(**changes).validate()
 
 
 def resolve_model(args: argparse.Namespace) -> Path:
