@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -25,6 +24,7 @@ from ui.crash_banner import CrashBanner
 from ui.gc_policy import GuiThreadCollector
 from ui.gui_settings import GuiSettings
 from ui.internals_panel import InternalsPanel
+from ui.models_dialog import ModelsDialog
 from ui.settings_dialog import SettingsDialog
 from ui.status_bar import EngineStatusBar
 from ui.tasks import BackgroundTasks
@@ -128,15 +128,13 @@ class MainWindow(QMainWindow):
             QKeySequence.StandardKey.New,
             "Start a new conversation (Ctrl+N)",
         )
-        self.models_action = None
-        if importlib.util.find_spec("ui.models_dialog") is not None:
-            self.models_action = self._action(
-                file_menu,
-                "&Models…",
-                self.open_models_dialog,
-                "Ctrl+M",
-                "Choose, download or load a GGUF model",
-            )
+        self.models_action = self._action(
+            file_menu,
+            "&Models…",
+            self.open_models_dialog,
+            "Ctrl+M",
+            "Choose, download or load a GGUF model",
+        )
         self.settings_action = self._action(
             file_menu, "&Settings…", self.open_settings, "Ctrl+,", "Runtime and sampling settings"
         )
@@ -245,10 +243,11 @@ class MainWindow(QMainWindow):
         return dialog
 
     def open_models_dialog(self) -> Any:
-        from ui.models_dialog import ModelsDialog  # noqa: PLC0415 - optional, written separately
-
+        # Fit verdicts are for the context size the user has set, not a default.
         dialog = ModelsDialog(
-            self, on_model_chosen=lambda path: self.controller.load_model(str(path))
+            self,
+            on_model_chosen=lambda path: self.controller.load_model(str(path)),
+            n_ctx=self.settings.runtime.n_ctx,
         )
         dialog.open()
         return dialog

@@ -158,7 +158,9 @@ class ModelsDialog(QDialog):
         unreadable = sum(1 for e in self._entries if e.error)
         note = f", {unreadable} unreadable (hover for why)" if unreadable else ""
         n_ctx = self.ctx_spin.value()
-        self.library_status.setText(f"{len(rows)} models{note}; fit at n_ctx {n_ctx}")
+        self.library_status.setText(
+            f"{len(rows)} model{'' if len(rows) == 1 else 's'}{note}; fit at n_ctx {n_ctx}"
+        )
         self.library_loaded.emit(len(rows))
 
     def _on_scan_error(self, error: BaseException) -> None:

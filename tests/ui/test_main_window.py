@@ -231,3 +231,26 @@ def test_keyboard_shortcuts_and_accessible_names(qtbot, window):
                 )
     dialog.reject()
     assert not missing, missing
+
+
+def test_models_dialog_loads_the_chosen_model(qtbot, window, model_path, tmp_path):
+    # A second copy in a user folder, so choosing it really switches models.
+    import shutil
+
+    folder = tmp_path / "more-models"
+    folder.mkdir()
+    copy = folder / "copy-of-smollm2.gguf"
+    shutil.copy(model_path, copy)
+    window.settings.runtime = window.settings.runtime.with_changes(n_ctx=1024)
+    dialog = window.open_models_dialog()
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.library_loaded, timeout=TIMEOUT):
+        dialog.add_folder(str(folder))
+    assert dialog.ctx_spin.value() == 1024  # verdicts are for the user's context size
+    assert dialog.select_path(copy)
+    window.grab().save(str(tmp_path / "models.png"))
+    with qtbot.waitSignal(window.controller.model_ready, timeout=TIMEOUT) as loaded:
+        dialog.use_button.click()
+    assert loaded.args[0].model_path == str(copy)
+    assert window.engine.model_info.model_path == str(copy)
+    assert send_and_wait(qtbot, window, "Hello?")[-1][1].output_tokens > 0
