@@ -93,10 +93,18 @@ def hub_endpoint() -> str:
 
 
 def is_offline() -> bool:
+    """HF_HUB_OFFLINE as the environment says now.
+
+    huggingface_hub reads it once, at import, into constants.HF_HUB_OFFLINE and
+    its own requests check that copy; it is brought up to date here, so a
+    process that imported huggingface_hub while offline can go online later.
+    """
     from huggingface_hub import constants
 
-    flag = os.environ.get("HF_HUB_OFFLINE", "")
-    return flag.upper() in {"1", "ON", "YES", "TRUE"} or constants.is_offline_mode()
+    flag = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    offline = flag.upper() in {"1", "ON", "YES", "TRUE"}
+    constants.HF_HUB_OFFLINE = offline
+    return offline
 
 
 def ensure_online() -> None:

@@ -86,6 +86,19 @@ def test_offline_env(fake_hub, monkeypatch: pytest.MonkeyPatch, tiny_bytes: byte
     assert fake_hub.requests == []  # nothing went out
 
 
+def test_going_online_after_huggingface_hub_was_imported_offline(
+    fake_hub, monkeypatch: pytest.MonkeyPatch, tiny_bytes: bytes
+) -> None:
+    # huggingface_hub copies HF_HUB_OFFLINE into a constant at import; a process
+    # that imported it while offline must still reach the Hub once that changes.
+    from huggingface_hub import constants
+
+    fake_hub.add_file(REPO, "tiny-Q8_0.gguf", tiny_bytes)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert [repo.repo_id for repo in search_models("tiny")] == [REPO]
+    assert not constants.HF_HUB_OFFLINE
+
+
 def test_unreachable_endpoint_is_offline(
     glassbox_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
