@@ -183,6 +183,16 @@ class ChatView(QWidget):
         self._refresh_actions()
         return reply
 
+    def bind_reply(self, key: object, message_id: int, text: str, status: str) -> None:
+        """Make the shown message `message_id` the live reply of turn `key` again."""
+        for widget in self._widgets:
+            if widget.message_id == message_id and widget.role == "assistant":
+                widget.request_key = key
+                widget.set_partial(False)
+                widget.set_text(text)
+                widget.set_status(status)
+                return
+
     def reply_widget(self, key: object) -> MessageWidget | None:
         for widget in reversed(self._widgets):
             if widget.request_key == key and widget.role == "assistant":

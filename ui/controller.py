@@ -9,7 +9,7 @@ background send returns, and events that beat it are held until then.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -36,6 +36,8 @@ class _Turn:
     tokens: int = 0
     finished: bool = False
     cancel_on_bind: bool = False
+    reply_id: int | None = None  # the reply's stored row, known from RequestSubmitted
+    text: list[str] = field(default_factory=list)  # streamed so far, to redraw on reopen
 
 
 class ChatController(QObject):
@@ -148,11 +150,26 @@ class ChatController(QObject):
             if conversation_id != self.conversation_id:
                 return  # the user moved on while we read
             self.chat.show_messages(messages, conversation.system_prompt if conversation else "")
+            self._rebind_live_turns(conversation_id)
             self.panel.set_turns([(m.id, m.metrics) for m in messages if m.metrics is not None])
             self.chat.set_generating(self._busy())
             self.conversation_opened.emit(conversation_id)
 
         self.tasks.run(job, on_done=done)
+
+    def _rebind_live_turns(self, conversation_id: int) -> None:
+        """Back in a conversation whose reply is still streaming or queued: the stored
+        row is shown; make it the live bubble again, with the text streamed so far."""
+        for turn in self._turns.values():
+            if turn.conversation_id != conversation_id or turn.finished or turn.reply_id is None:
+                continue
+            if turn.tokens:
+                status = "generating…"
+            elif turn.started:
+                status = "prefill…"
+            else:
+                status = "⏳ queued"
+            self.chat.bind_reply(turn.key, turn.reply_id, "".join(turn.text), status)
 
     def new_conversation(self) -> None:
         def done(conversation: Any) -> None:
@@ -368,7 +385,10 @@ class ChatController(QObject):
     def _apply_turn_event(self, turn: _Turn, event: ev.EngineEvent) -> None:
         key, visible = turn.key, turn.conversation_id == self.conversation_id
         if isinstance(event, RequestSubmitted):
-            self.chat.set_message_ids(key, user_id=event.user_message_id)
+            turn.reply_id = event.assistant_message_id
+            self.chat.set_message_ids(
+                key, user_id=event.user_message_id, reply_id=event.assistant_message_id
+            )
         elif isinstance(event, ev.RequestQueued):
             ahead = event.position
             self.chat.set_turn_status(
@@ -393,6 +413,7 @@ class ChatController(QObject):
                 self.panel.begin_live(event)
         elif isinstance(event, ev.Token):
             turn.tokens += 1
+            turn.text.append(event.text)
             if turn.tokens == 1:
                 self.chat.set_turn_status(key, "generating…")
             self.chat.append_reply_text(key, event.text)

@@ -254,3 +254,24 @@ def test_models_dialog_loads_the_chosen_model(qtbot, window, model_path, tmp_pat
     assert loaded.args[0].model_path == str(copy)
     assert window.engine.model_info.model_path == str(copy)
     assert send_and_wait(qtbot, window, "Hello?")[-1][1].output_tokens > 0
+
+
+def test_leaving_and_reopening_a_conversation_while_it_streams(qtbot, window):
+    window.settings.sampling = SamplingSettings(temperature=0.0, seed=1, max_tokens=300)
+    first = window.controller.conversation_id
+    with qtbot.waitSignal(window.bridge.token_received, timeout=TIMEOUT):
+        window.controller.send("Write a long story about a dragon.")
+    with qtbot.waitSignal(window.controller.conversation_opened, timeout=10_000):
+        window.controller.new_conversation()
+    with qtbot.waitSignal(window.controller.conversation_opened, timeout=10_000):
+        window.controller.open_conversation(first)
+    reply = [w for w in window.chat.message_widgets() if w.role == "assistant"][-1]
+    seen_while_streaming = reply.text()
+    with qtbot.waitSignal(window.controller.turns_reloaded, timeout=TIMEOUT):
+        pass
+    stored = window.store.messages(first)[-1]
+    assert stored.role == "assistant" and not stored.partial
+    # The bubble kept streaming after the reopen and ends with the stored reply.
+    assert reply.text() == stored.content
+    assert len(stored.content) > len(seen_while_streaming)
+    assert not reply.partial
