@@ -69,12 +69,12 @@ def run(args: argparse.Namespace) -> int:
     os.environ["GLASSBOX_HOME"] = home.name
 
     from app.cli.common import runtime_from_args
-    from app.settings import RuntimeSettings, SamplingSettings
+    from app.settings import SamplingSettings, gui_runtime_defaults
     from ui.gui_settings import GuiSettings
     from ui.launch import build_window, create_application, resolve_model
 
     settings = GuiSettings(theme=args.theme)
-    settings.runtime = runtime_from_args(args, RuntimeSettings())
+    settings.runtime = runtime_from_args(args, gui_runtime_defaults())
     settings.sampling = SamplingSettings(
         temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens
     ).validate()

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.errors import GlassboxError
 from app.paths import data_dir
-from app.settings import RuntimeSettings, SamplingSettings
+from app.settings import RuntimeSettings, SamplingSettings, gui_runtime_defaults
 
 FILE_NAME = "gui_settings.json"
 
@@ -23,7 +23,7 @@ FILE_NAME = "gui_settings.json"
 @dataclass
 class GuiSettings:
     model_path: str | None = None
-    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    runtime: RuntimeSettings = field(default_factory=gui_runtime_defaults)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     theme: str = "system"
 
@@ -43,7 +43,9 @@ class GuiSettings:
         if raw.get("theme") in ("system", "light", "dark"):
             result.theme = raw["theme"]
         try:
-            result.runtime = RuntimeSettings.from_dict(raw.get("runtime") or {}).validate()
+            saved = RuntimeSettings.from_dict(raw.get("runtime") or {}).to_dict()
+            given = {k: v for k, v in saved.items() if k in (raw.get("runtime") or {})}
+            result.runtime = gui_runtime_defaults().with_changes(**given).validate()
         except (GlassboxError, TypeError):
             pass
         try:

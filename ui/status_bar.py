@@ -70,7 +70,12 @@ class EngineStatusBar(QStatusBar):
             backend = f"{info.backend} ({info.n_layers} layers)"
         self.backend_label.setText(backend)
         self.ctx_label.setText(f"n_ctx {info.n_ctx}")
-        self.threads_label.setText(f"{info.n_threads} threads")
+        batch = info.settings.get("n_threads_batch") or info.n_threads
+        self.threads_label.setText(
+            f"{info.n_threads} threads"
+            if batch == info.n_threads
+            else f"{info.n_threads} decode / {batch} prefill threads"
+        )
         self.kv_label.setText(f"KV {info.kv_bytes_total / (1024 * 1024):.1f} MiB")
 
     def set_load_progress(self, fraction: float) -> None:

@@ -61,6 +61,8 @@ def runtime_from_args(
     changes = {
         field: getattr(args, flag) for field, flag in flags if getattr(args, flag, None) is not None
     }
+    if args_threads := getattr(args, "threads", None):
+        changes["n_threads_batch"] = args_threads  # --threads N: prefill and decode alike
     return (base or RuntimeSettings()).with_changes(**changes).validate()
 
 

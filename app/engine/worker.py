@@ -50,7 +50,7 @@ class Loaded:
             n_ctx=settings.n_ctx,
             n_gpu_layers=settings.n_gpu_layers,
             n_threads=settings.n_threads,
-            n_threads_batch=settings.n_threads,
+            n_threads_batch=settings.n_threads_batch or settings.n_threads,
             n_batch=settings.n_batch,
             flash_attn=settings.flash_attn,
             type_k=kv_type,
