@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.engine import events as ev
+from app.models.fit_check import estimate_vs_loaded
 from app.settings import RuntimeSettings, SamplingSettings
 from ui.bridge import EngineBridge, ReplyStored, RequestSubmitted
 from ui.chat_view import ChatView
@@ -360,6 +361,12 @@ class ChatController(QObject):
         elif isinstance(event, ev.ModelLoaded):
             self.banner.hide()
             self.status.set_model_info(event)
+            # Reads the GGUF header: off the GUI thread.
+            self.tasks.run(
+                lambda: estimate_vs_loaded(event),
+                on_done=self.status.set_memory_rows,
+                on_error=lambda _e: None,  # the figure is optional; the model is loaded
+            )
             self.panel.set_model_info(event)
             if self._loading_path is not None and self.settings.model_path != event.model_path:
                 self.settings.model_path = event.model_path

@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from app.engine.events import ModelLoaded
+from app.models.fit import format_bytes
+from app.models.fit_check import MemoryRow
 
 STATE_COLORS = {
     "loading": "#E69F00",
@@ -27,6 +29,9 @@ class EngineStatusBar(QStatusBar):
         self.ctx_label = self._label("Context", "Context size n_ctx in tokens (KV cache cells)")
         self.threads_label = self._label("Threads", "CPU threads used for inference")
         self.kv_label = self._label("KV cache", "Memory reserved for the KV cache at this n_ctx")
+        self.memory_label = self._label(
+            "Memory", "Memory llama.cpp allocated, next to the estimate made before loading"
+        )
         self.state_label = self._label(
             "Engine state", "idle, loading, ready, generating or crashed"
         )
@@ -49,6 +54,7 @@ class EngineStatusBar(QStatusBar):
             self.ctx_label,
             self.threads_label,
             self.kv_label,
+            self.memory_label,
         ):
             self.addPermanentWidget(label)
         self.addPermanentWidget(self.progress)
@@ -60,6 +66,20 @@ class EngineStatusBar(QStatusBar):
         label.setAccessibleName(name)
         label.setToolTip(tip)
         return label
+
+    def set_memory_rows(self, rows: list[MemoryRow]) -> None:
+        """The estimate made before loading next to what llama.cpp reported (tooltip table)."""
+        total = rows[-1]
+        shown = total.reported_bytes if total.reported_bytes is not None else total.estimate_bytes
+        self.memory_label.setText(f"mem {format_bytes(shown)}")
+        lines = "".join(
+            f"<tr><td>{row.part}</td><td align=right>{format_bytes(row.estimate_bytes)}</td>"
+            f"<td align=right>{format_bytes(row.reported_bytes)}</td></tr>"
+            for row in rows
+        )
+        self.memory_label.setToolTip(
+            f"<table><tr><th></th><th>estimated</th><th>llama.cpp</th></tr>{lines}</table>"
+        )
 
     def set_model_info(self, info: ModelLoaded) -> None:
         self.model_label.setText(info.model_name or info.model_path.rsplit("/", 1)[-1])

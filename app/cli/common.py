@@ -12,6 +12,7 @@ from pathlib import Path
 from app.engine import events as ev
 from app.engine.local import LocalEngine
 from app.errors import GlassboxError, ModelFileError
+from app.models.fit_check import estimate_vs_loaded, format_memory_rows
 from app.models.gguf_file import read_gguf_info
 from app.paths import BUNDLED_MODEL_HINT, bundled_model_path
 from app.session import ChatSession
@@ -150,6 +151,11 @@ def open_session(
 
 
 def describe_loaded(loaded: ev.ModelLoaded) -> str:
+    """Two lines: what was loaded and how, then the memory estimate next to llama.cpp's figures."""
+    return f"{_describe_model(loaded)}\n{format_memory_rows(estimate_vs_loaded(loaded))}"
+
+
+def _describe_model(loaded: ev.ModelLoaded) -> str:
     offload = (
         f"GPU {loaded.n_layers_offloaded}/{loaded.n_layers} layers"
         if loaded.n_layers_offloaded

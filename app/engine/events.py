@@ -43,6 +43,8 @@ class ModelLoaded(EngineEvent):
     kv_bytes_total: int = 0
     kv_cells_total: int = 0
     kv_buffer_mib_reported: float | None = None  # llama.cpp's own log line, for checking
+    model_buffer_mib_reported: float | None = None  # weights, as llama.cpp logged them
+    compute_buffer_mib_reported: float | None = None  # scratch buffers, as llama.cpp logged them
     has_chat_template: bool = False
     chat_format: str = "plain"  # "template" (model's own Jinja template) or "plain" fallback
     n_params: int = 0

@@ -3,8 +3,9 @@
 llama.cpp prints, at context creation:
   llama_kv_cache:        CPU KV buffer size =    22.50 MiB
   llama_kv_cache: size =   22.50 MiB (  1024 cells,  30 layers,  1/1 seqs), K (f16): ...
-We take the cell count from it (n_ctx is padded) and the reported MiB to check
-our exact byte count against.
+We take the cell count from it (n_ctx is padded), the reported MiB to check
+our exact byte count against, and the weights and compute buffer sizes, which
+the GUI and CLI show next to the memory estimate made before loading.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 _BUFFER = re.compile(r"KV buffer size\s*=\s*([\d.]+)\s*MiB")
+_MODEL = re.compile(r"model buffer size\s*=\s*([\d.]+)\s*MiB")
+_COMPUTE = re.compile(r"compute buffer size\s*=\s*([\d.]+)\s*MiB")
 _SIZE = re.compile(r"llama_kv_cache: size\s*=\s*([\d.]+)\s*MiB\s*\(\s*(\d+)\s*cells")
 
 
@@ -21,16 +24,23 @@ _SIZE = re.compile(r"llama_kv_cache: size\s*=\s*([\d.]+)\s*MiB\s*\(\s*(\d+)\s*ce
 class KvReport:
     cells: int | None = None
     buffer_mib: float | None = None  # summed over devices
+    model_mib: float | None = None  # weights buffers, summed over devices
+    compute_mib: float | None = None  # compute (scratch) buffers, summed over devices
 
 
 def parse_kv_report(lines: Iterable[str]) -> KvReport:
     report = KvReport()
-    buffers: list[float] = []
+    sums: dict[str, list[float]] = {"kv": [], "model": [], "compute": []}
     for line in lines:
         if m := _BUFFER.search(line):
-            buffers.append(float(m.group(1)))
+            sums["kv"].append(float(m.group(1)))
+        elif m := _MODEL.search(line):
+            sums["model"].append(float(m.group(1)))
+        elif m := _COMPUTE.search(line):
+            sums["compute"].append(float(m.group(1)))
         elif m := _SIZE.search(line):
             report.cells = int(m.group(2))
-    if buffers:
-        report.buffer_mib = sum(buffers)
+    report.buffer_mib = sum(sums["kv"]) if sums["kv"] else None
+    report.model_mib = sum(sums["model"]) if sums["model"] else None
+    report.compute_mib = sum(sums["compute"]) if sums["compute"] else None
     return report

@@ -140,6 +140,8 @@ class Loaded:
             kv_bytes_total=self.kv_bytes_total,
             kv_cells_total=self.kv_cells_total,
             kv_buffer_mib_reported=self.kv_report.buffer_mib,
+            model_buffer_mib_reported=self.kv_report.model_mib,
+            compute_buffer_mib_reported=self.kv_report.compute_mib,
             has_chat_template=self.formatter is not None,
             chat_format="template" if self.formatter is not None else "plain",
             n_params=self.model.n_params(),

@@ -275,3 +275,10 @@ def test_leaving_and_reopening_a_conversation_while_it_streams(qtbot, window):
     assert reply.text() == stored.content
     assert len(stored.content) > len(seen_while_streaming)
     assert not reply.partial
+
+
+def test_status_bar_shows_memory_estimate_next_to_llama_cpp(qtbot, window):
+    label = window.status.memory_label
+    qtbot.waitUntil(lambda: label.text().startswith("mem "), timeout=10_000)
+    tip = label.toolTip()
+    assert "estimated" in tip and "llama.cpp" in tip and "KV cache" in tip
