@@ -80,6 +80,9 @@ def _turn(
         except KeyboardInterrupt:
             loaded.session.cancel(request_id)
             continue
+        if event.request_id is None and isinstance(event, ev.EngineError | ev.EngineCrashed):
+            print(f"glassbox: {event.message}", file=sys.stderr)  # e.g. a reload that failed
+            continue
         if event.request_id != request_id:
             continue
         if isinstance(event, ev.TurnStarted) and event.dropped_messages:

@@ -283,6 +283,8 @@ class LocalEngine:
                     # A fresh worker for the next request; it loads the last model first.
                     reload = (self._model_path, self._settings)
                     self._crashed, self._loading = False, True
+                    # A cancel aimed at the turn that crashed must not abort this load.
+                    self._cancel.clear()
             else:
                 request = self._pending.popleft()
                 self._running = request

@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import random
+import signal
 import time
 import traceback
 from collections.abc import Sequence
@@ -289,6 +290,9 @@ def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[s
 
 def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
     """Entry point of the child process: serve commands until "close" or EOF."""
+    # Ctrl+C in a terminal signals the whole foreground process group; the
+    # parent turns it into a cancel, and the worker must not die of it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     redirect_output(log_path)
     import llama_cpp  # noqa: PLC0415
 

@@ -98,3 +98,48 @@ def test_worker_killed_while_idle_is_reported_and_restart_works(bundled_model):
         assert engine.state == "ready"
     finally:
         engine.close()
+
+
+def test_ctrl_c_does_not_kill_the_worker(loaded_engine):
+    # A terminal's Ctrl+C signals the whole process group, the worker included.
+    engine, _ = loaded_engine
+    pid = engine.worker_pid
+    request_id = engine.submit([{"role": "user", "content": "Tell a story."}], LONG)
+    tokens = 0
+    while True:
+        event = engine.next_event(60)
+        assert not isinstance(event, ev.EngineCrashed), event.message
+        if isinstance(event, ev.Token) and event.request_id == request_id:
+            tokens += 1
+            if tokens == 5:
+                os.kill(pid, signal.SIGINT)
+            if tokens == 30:
+                engine.cancel(request_id)
+        if isinstance(event, ev.TurnFinished) and event.request_id == request_id:
+            break
+    assert event.metrics.stop_reason == "cancelled" and tokens >= 30
+    assert engine.worker_pid == pid
+
+
+def test_reload_after_a_crash_is_not_aborted_by_an_earlier_cancel(bundled_model):
+    engine = LocalEngine()
+    try:
+        engine.load(bundled_model, RuntimeSettings(n_ctx=512))
+        while not isinstance(engine.next_event(60), ev.ModelLoaded):
+            pass
+        request_id = engine.submit([{"role": "user", "content": "Tell a story."}], LONG)
+        while not isinstance(engine.next_event(60), ev.Token):
+            pass
+        engine.cancel(request_id)  # sets the shared cancel flag...
+        os.kill(engine.worker_pid, signal.SIGKILL)  # ...and the worker dies before clearing it
+        next_id = engine.submit([{"role": "user", "content": "Hi"}], SamplingSettings(max_tokens=4))
+        while True:
+            event = engine.next_event(60)
+            assert not (
+                isinstance(event, ev.EngineError) and event.request_id in (None, next_id)
+            ), event.message
+            if isinstance(event, ev.TurnFinished) and event.request_id == next_id:
+                break
+        assert event.metrics.stop_reason in ("eos", "length")
+    finally:
+        engine.close()
