@@ -74,6 +74,7 @@ def _turn(
     """Send one message, stream the reply to stdout, metrics to stderr. 0 unless it failed."""
     request_id = loaded.session.send(conversation_id, text, sampling)
     failed = False
+    printed = ""
     while True:
         try:
             event = loaded.next_event()
@@ -92,11 +93,15 @@ def _turn(
                 file=sys.stderr,
             )
         elif isinstance(event, ev.Token):
+            printed += event.text
             print(event.text, end="", flush=True)
         elif isinstance(event, ev.EngineError | ev.EngineCrashed):
             print(f"\nglassbox: {event.message}", file=sys.stderr)
             failed = True
         elif isinstance(event, ev.TurnFinished):
+            # Text held back as a possible stop string, and not one after all.
+            if event.text.startswith(printed):
+                print(event.text[len(printed) :], end="")
             print()
             if event.metrics.output_tokens is not None or event.metrics.prompt_tokens:
                 print(format_metrics_line(event.metrics), file=sys.stderr)

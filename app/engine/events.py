@@ -70,6 +70,9 @@ class TurnStarted(EngineEvent):
 class Token(EngineEvent):
     index: int = 0
     token_id: int = 0
+    # New reply text this token makes certain. Text that could begin a stop
+    # string is held back (text may then be ""); TurnFinished.text is the whole
+    # reply, so its tail beyond the streamed text was never streamed.
     text: str = ""
     t_ns: int = 0  # engine (worker) timestamp, time.monotonic_ns()
 

@@ -70,3 +70,18 @@ def find_stop(text: str, stops: Sequence[str], search_from: int) -> int:
     start = max(0, search_from - longest + 1)
     hits = [i for i in (text.find(s, start) for s in stops) if i >= 0]
     return min(hits) if hits else -1
+
+
+def held_stop_prefix(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest tail of text that is a proper prefix of a stop string.
+
+    That tail may yet become a stop string, so it is not streamed until the
+    next tokens decide.
+    """
+    longest = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:k]):
+                longest = k
+                break
+    return longest

@@ -28,7 +28,14 @@ from typing import Any
 from app.engine import events as ev
 from app.engine.kv_log import parse_kv_report
 from app.engine.llama_hooks import LoadProgress, log_ring, on_llama_log, redirect_output
-from app.engine.prompting import PLAIN_STOP, Message, find_stop, fit_history, plain_prompt
+from app.engine.prompting import (
+    PLAIN_STOP,
+    Message,
+    find_stop,
+    fit_history,
+    held_stop_prefix,
+    plain_prompt,
+)
 from app.errors import GlassboxError
 from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
 from app.settings import KV_CACHE_TYPES, RuntimeSettings, SamplingSettings
@@ -226,6 +233,7 @@ def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[s
     detok = model.model.detokenize
     times: list[int] = []
     text = ""
+    streamed = 0  # characters of text already sent in Token events
     stop_reason = "length"
     prefill_started = time.monotonic_ns()
     prefill_ns = 0
@@ -245,15 +253,22 @@ def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[s
             stop_reason = "eos"
             break
         times.append(now)
-        piece = decoder.decode(detok([token]))
         searched_from = len(text)
-        text += piece
+        text += decoder.decode(detok([token]))
+        cut = find_stop(text, stops, searched_from)
+        # Text that may be the start of a stop string is held back, so the stream
+        # never shows what the final reply will not contain.
+        safe = cut if cut >= 0 else len(text) - held_stop_prefix(text, stops)
         conn.send(
             ev.Token(
-                request_id=request_id, index=len(times) - 1, token_id=token, text=piece, t_ns=now
+                request_id=request_id,
+                index=len(times) - 1,
+                token_id=token,
+                text=text[streamed:safe],
+                t_ns=now,
             )
         )
-        cut = find_stop(text, stops, searched_from)
+        streamed = safe
         if cut >= 0:
             text = text[:cut]
             stop_reason = "stop"
