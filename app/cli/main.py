@@ -63,14 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        # `glassbox` and `glassbox --model X.gguf` open the desktop app.
         if GUI_COMMAND not in _command_names(parser):
             print(
                 "glassbox: the desktop GUI is not installed; try `glassbox chat`", file=sys.stderr
             )
             return 2
-        args = parser.parse_args([GUI_COMMAND, *(argv or sys.argv[1:])])
+        argv.insert(0, GUI_COMMAND)
+    args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except GlassboxError as exc:

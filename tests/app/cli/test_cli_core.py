@@ -150,3 +150,9 @@ def test_empty_prompts_file(tmp_path):
     prompts = tmp_path / "empty.txt"
     prompts.write_text("\n\n")
     assert_one_line_error(glassbox(["bench", "--prompts", str(prompts)], tmp_path), "no prompts")
+
+
+def test_flags_without_a_command_open_the_app(tmp_path):
+    # `glassbox --model X` is the desktop app with that model; a bad path is one line.
+    result = glassbox(["--model", str(tmp_path / "gone.gguf")], tmp_path)
+    assert_one_line_error(result, "gone.gguf")
