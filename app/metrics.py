@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import Any
 
-StopReason = Literal["eos", "length", "stop", "cancelled", "error"]
 STOP_REASONS: tuple[str, ...] = ("eos", "length", "stop", "cancelled", "error")
 
 NS_PER_MS = 1_000_000

@@ -97,14 +97,6 @@ class ChatSession:
     def cancel(self, request_id: int | None = None) -> None:
         self.engine.cancel(request_id)
 
-    def pending_requests(self, conversation_id: int | None = None) -> list[int]:
-        with self._lock:
-            return [
-                rid
-                for rid, turn in self._turns.items()
-                if conversation_id in (None, turn.conversation_id)
-            ]
-
     def history(
         self, conversation_id: int, up_to_message_id: int | None = None
     ) -> list[dict[str, str]]:

@@ -7,7 +7,7 @@ import sys
 import time
 
 from app.engine import events as ev
-from app.metrics import FIELD_NAMES
+from app.metrics import FIELD_NAMES, STOP_REASONS
 from app.settings import SamplingSettings
 
 from helpers import run_turn
@@ -53,7 +53,7 @@ def test_metrics_invariants(loaded_engine):
     m = run_turn(engine, request_id)[-1].metrics
     assert set(m.to_dict()) == set(FIELD_NAMES)
     assert m.prompt_tokens == m.prompt_tokens_cached + m.prompt_tokens_evaluated
-    assert m.stop_reason in ("eos", "length")
+    assert m.stop_reason in ("eos", "length") and m.stop_reason in STOP_REASONS
     # llama.cpp's own count (llama_memory_seq_pos_max + 1): every prompt token and
     # every output token except the last sampled one, which is never decoded.
     expected_cells = m.prompt_tokens + m.output_tokens - (1 if m.stop_reason == "length" else 0)
