@@ -7,12 +7,9 @@ speaking HTTP on 127.0.0.1; everything else is real.
 from __future__ import annotations
 
 import gc
-import importlib.util
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,21 +17,11 @@ from PySide6.QtCore import QCoreApplication, QEvent, Qt
 
 from ui.models_dialog import ModelsDialog
 
+from fake_hub import running_fake_hub
+
 REPO = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
 FILENAME = "SmolLM2-135M-Instruct-Q4_1.gguf"
 WAIT_MS = 60_000
-
-
-def _fake_hub_module() -> ModuleType:
-    name = "glassbox_tests_fake_hub"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "app" / "models" / "fake_hub.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture
@@ -42,7 +29,7 @@ def hub(glassbox_home: Path, monkeypatch: pytest.MonkeyPatch, model_path: str) -
     monkeypatch.setenv("HF_HUB_CACHE", str(glassbox_home / "hf-hub"))
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    with _fake_hub_module().running_fake_hub() as fake:
+    with running_fake_hub() as fake:
         monkeypatch.setenv("HF_ENDPOINT", fake.url)
         fake.add_file(REPO, FILENAME, Path(model_path).read_bytes())
         yield fake

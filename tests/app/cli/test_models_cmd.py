@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -16,19 +13,9 @@ import pytest
 from app.cli.main import main
 from app.paths import bundled_model_path
 
+from fake_hub import running_fake_hub
+
 MIB = 1024 * 1024
-
-
-def _fake_hub_module() -> ModuleType:
-    name = "glassbox_tests_fake_hub"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "models" / "fake_hub.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture
@@ -41,7 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def hub(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    with _fake_hub_module().running_fake_hub() as fake:
+    with running_fake_hub() as fake:
         monkeypatch.setenv("HF_ENDPOINT", fake.url)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         yield fake

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from app.paths import bundled_model_path
+
+from fake_hub import running_fake_hub
 
 
 @pytest.fixture(scope="session")
@@ -100,22 +99,10 @@ def _fake_hf_cache_file(
     return link
 
 
-def load_fake_hub() -> ModuleType:
-    """tests/app/models/fake_hub.py, loaded by path (the tests are not packages)."""
-    name = "glassbox_tests_fake_hub"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fake_hub.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while it executes
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture
 def fake_hub(glassbox_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A fake Hub on 127.0.0.1 that app.models.hub talks to (through HF_ENDPOINT)."""
-    with load_fake_hub().running_fake_hub() as hub:
+    with running_fake_hub() as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")

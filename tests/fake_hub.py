@@ -7,8 +7,8 @@ X-Repo-Commit, X-Linked-Etag and X-Linked-Size headers and Range requests.
 app.models.hub reads HF_ENDPOINT at call time and passes it to huggingface_hub
 explicitly, so tests only set the variable (monkeypatch.setenv).
 
-The tests are not packages, so test modules load this file by path (see
-load_fake_hub in tests/app/models/conftest.py).
+It sits in tests/ next to helpers.py: that folder is on sys.path (pytest puts the
+top conftest's folder there), so any test can `from fake_hub import running_fake_hub`.
 """
 
 from __future__ import annotations
