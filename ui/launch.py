@@ -132,21 +132,3 @@ def run_demo(args: argparse.Namespace) -> int:
     from ui.demo import run
 
     return run(args)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m ui.launch demo ...`: the same commands without the installed entry point."""
-    from app.errors import GlassboxError
-
-    parser = argparse.ArgumentParser(prog="glassbox")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except GlassboxError as exc:
-        print(f"glassbox: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

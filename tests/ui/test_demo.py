@@ -19,7 +19,7 @@ def test_demo_writes_a_non_blank_png_of_the_requested_size(tmp_path, glassbox_ho
         [
             sys.executable,
             "-m",
-            "ui.launch",
+            "app.cli.main",
             "demo",
             "--prompts",
             str(prompts),
