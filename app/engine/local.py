@@ -12,13 +12,15 @@ reports EngineCrashed; the next request starts a fresh worker.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import multiprocessing as mp
 import queue
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,30 @@ EventSink = Callable[[ev.EngineEvent], None]
 
 LOG_TAIL_LINES = 20
 CLOSE_GRACE_S = 3.0
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Keep spawn from re-running the caller's __main__ in the worker.
+
+    spawn re-imports the parent's main module in the child so pickled objects
+    from it resolve. The worker needs nothing from it, and re-running it fails
+    for `python -` (no file) and starts a script without a __main__ guard all
+    over again. spawn records the main module while start() runs, so hiding
+    its file and spec for that moment is enough.
+    """
+    main = sys.modules.get("__main__")
+    namespace: dict[str, Any] = main.__dict__ if main is not None else {}
+    saved: dict[str, Any] = {
+        name: namespace[name] for name in ("__file__", "__spec__") if name in namespace
+    }
+    namespace.pop("__file__", None)
+    namespace["__spec__"] = None  # spawn reads the attribute itself, so it must exist
+    try:
+        yield
+    finally:
+        namespace.pop("__spec__", None)
+        namespace.update(saved)
 
 
 class LocalEngine:
@@ -231,7 +257,8 @@ class LocalEngine:
             name="glassbox-worker",
             daemon=True,
         )
-        proc.start()
+        with _main_module_hidden():
+            proc.start()
         # Our copy of the child's end must go, or EOF never arrives when it dies.
         child_conn.close()
         self._proc, self._conn, self._crashed = proc, parent_conn, False

@@ -57,3 +57,37 @@ def test_reload_with_a_quantized_kv_cache(bundled_model):
         assert reply.metrics.kv_bytes_total == q8.kv_bytes_total
     finally:
         engine.close()
+
+
+SCRIPT = """
+from app.engine import events as ev
+from app.engine.local import LocalEngine
+from app.paths import bundled_model_path
+from app.settings import RuntimeSettings, SamplingSettings
+print("script body runs")
+engine = LocalEngine()
+engine.load(bundled_model_path(), RuntimeSettings(n_ctx=256))
+event = engine.next_event(60)
+while not isinstance(event, (ev.ModelLoaded, ev.EngineError, ev.EngineCrashed)):
+    event = engine.next_event(60)
+print(type(event).__name__)
+engine.close()
+"""
+
+
+def test_a_script_without_a_file_or_main_guard_can_start_the_engine(tmp_path):
+    # spawn would re-run the caller's __main__ in the worker: impossible for `python -`,
+    # and a second run of an unguarded script. The worker must not need it.
+    import subprocess
+    import sys
+
+    from_stdin = subprocess.run(
+        [sys.executable, "-"], input=SCRIPT, capture_output=True, text=True, timeout=120
+    )
+    assert from_stdin.stdout.split() == ["script", "body", "runs", "ModelLoaded"], from_stdin.stderr
+    script = tmp_path / "unguarded.py"
+    script.write_text(SCRIPT)
+    from_file = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert from_file.stdout.split() == ["script", "body", "runs", "ModelLoaded"], from_file.stderr
