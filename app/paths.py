@@ -25,6 +25,18 @@ def data_dir() -> Path:
     return base
 
 
+def cache_dir() -> Path:
+    """What Glassbox learns about this machine (repack decisions, tuned threads).
+
+    The user cache directory, shared by the app, the CLI and `glassbox demo`
+    whatever their data directory; GLASSBOX_CACHE overrides it (tests).
+    """
+    override = os.environ.get("GLASSBOX_CACHE")
+    base = Path(override) if override else Path(platformdirs.user_cache_dir("glassbox", "glassbox"))
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
 def database_path() -> Path:
     return data_dir() / "glassbox.sqlite3"
 

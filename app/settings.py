@@ -27,6 +27,11 @@ KV_CACHE_TYPES: dict[str, int] = {
 # -1 means "offload every layer", as in llama.cpp.
 GPU_LAYERS_ALL = -1
 
+# Weight repacking (llama.cpp's "extra buffer types": AMX, CPU_REPACK, ...).
+# "auto" repacks and falls back to no repacking if the kernels crash; see
+# app.engine.repack_guard. Passed to llama.cpp as use_extra_bufts.
+REPACK_MODES = ("auto", "on", "off")
+
 
 def physical_core_count() -> int:
     """Physical cores usable by this process.
@@ -62,6 +67,7 @@ class RuntimeSettings:
     n_batch: int = 512
     flash_attn: bool = False
     kv_cache_type: str = "f16"
+    repack: str = "auto"
 
     def validate(self) -> RuntimeSettings:
         if self.n_ctx <= 0:
@@ -86,6 +92,10 @@ class RuntimeSettings:
         if self.kv_cache_type not in ("f16", "f32") and not self.flash_attn:
             raise SettingsError(
                 f"a quantized KV cache ({self.kv_cache_type}) needs flash attention turned on"
+            )
+        if self.repack not in REPACK_MODES:
+            raise SettingsError(
+                f"repack must be one of {', '.join(REPACK_MODES)}, got {self.repack!r}"
             )
         return self
 

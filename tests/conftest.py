@@ -19,6 +19,8 @@ from helpers import load_engine
 # any fixture runs, so session-scoped fixtures see it too.
 _SESSION_HOME = tempfile.mkdtemp(prefix="glassbox-test-home-")
 os.environ["GLASSBOX_HOME"] = _SESSION_HOME
+# Nor the user's cache of what was learned about this machine (repack, threads).
+os.environ["GLASSBOX_CACHE"] = tempfile.mkdtemp(prefix="glassbox-test-cache-")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach the real Hub; Hub tests set their own
 
