@@ -5,6 +5,13 @@ cache (so files other tools downloaded show up), and folders the user adds
 (kept in library.json in the data directory). Headers are read without loading
 the model and cached by (path, size, mtime). A file can vanish between listing
 and use; `ModelLibrary.check()` says so in one line instead of failing later.
+
+A ModelLibrary is shared between threads: the GUI scans it on a thread pool
+(two refreshes can overlap) and checks an entry from the GUI thread. The header
+cache is guarded by a lock held only for dictionary access, never across a
+header read, so a check on the GUI thread never waits behind a scan; the folder
+list's read-modify-write is serialised by a process-wide lock (every instance
+edits the same file).
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.atomic_file import write_json_atomic
 from app.errors import GlassboxError, ModelFileError
 from app.models.gguf_file import GGUFInfo, read_gguf_info
 from app.paths import bundled_model_path, data_dir, models_dir
@@ -29,6 +38,9 @@ SOURCE_FOLDER = "folder"
 MAX_FOLDER_DEPTH = 4  # user folders are walked this deep, no deeper
 # Parts 2..N of a split GGUF ("-00002-of-00003.gguf") are not models on their own.
 _LATER_SPLIT_PART = re.compile(r"-(\d{5})-of-\d{5}\.gguf$", re.IGNORECASE)
+# Serialises add_folder/remove_folder across every ModelLibrary in the process:
+# they read, change and rewrite one shared file.
+_FOLDERS_LOCK = threading.Lock()
 
 
 def hf_cache_dir() -> Path:
@@ -152,12 +164,13 @@ def hf_cache_files(cache: Path | None = None) -> Iterator[tuple[str, Path]]:
 
 
 class ModelLibrary:
-    """Lists GGUF files from the known places. Not thread-safe: one per thread."""
+    """Lists GGUF files from the known places. Safe to share between threads."""
 
     def __init__(self, config_path: Path | None = None, hf_cache: Path | None = None) -> None:
         self._config_path = config_path
         self._hf_cache = hf_cache
         self._cache: dict[Path, tuple[int, int, GGUFInfo | None, str | None]] = {}
+        self._cache_lock = threading.Lock()
 
     @property
     def config_path(self) -> Path:
@@ -177,21 +190,19 @@ class ModelLibrary:
         path = Path(folder).expanduser().resolve()
         if not path.is_dir():
             raise GlassboxError(f"cannot add {path} to the library: not a folder")
-        folders = self.folders()
-        if path not in folders:
-            self._save_folders([*folders, path])
+        with _FOLDERS_LOCK:
+            folders = self.folders()
+            if path not in folders:
+                self._save_folders([*folders, path])
         return path
 
     def remove_folder(self, folder: str | Path) -> None:
         path = Path(folder).expanduser().resolve()
-        self._save_folders([f for f in self.folders() if f != path])
+        with _FOLDERS_LOCK:
+            self._save_folders([f for f in self.folders() if f != path])
 
     def _save_folders(self, folders: list[Path]) -> None:
-        target = self.config_path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps({"folders": [str(f) for f in folders]}, indent=2) + "\n")
-        os.replace(tmp, target)  # atomic: a crash never leaves half a file
+        write_json_atomic(self.config_path, {"folders": [str(f) for f in folders]})
 
     # Listing ------------------------------------------------------------
 
@@ -251,15 +262,19 @@ class ModelLibrary:
         except OSError:
             return None
         key = path.resolve()
-        cached = self._cache.get(key)
+        with self._cache_lock:
+            cached = self._cache.get(key)
         if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
             info, error = cached[2], cached[3]
         else:
+            # Outside the lock: two threads may read one header twice, which is
+            # cheap; a thread never waits for another thread's file reads.
             try:
                 info, error = read_gguf_info(path), None
             except ModelFileError as exc:
                 if not path.exists():
                     return None
                 info, error = None, str(exc)
-            self._cache[key] = (stat.st_size, stat.st_mtime_ns, info, error)
+            with self._cache_lock:
+                self._cache[key] = (stat.st_size, stat.st_mtime_ns, info, error)
         return ModelEntry(path=path, source=source, info=info, error=error, repo_id=repo_id)

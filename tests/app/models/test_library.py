@@ -165,3 +165,40 @@ def test_entry_dict_has_the_cli_fields(glassbox_home: Path, bundled_model: Path)
 def test_entry_for_missing_file(glassbox_home: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="model file not found"):
         ModelLibrary().entry_for(tmp_path / "nope.gguf")
+
+
+def test_one_library_shared_by_scanning_threads_and_folder_edits(
+    glassbox_home: Path, tmp_path: Path, make_gguf: Callable[..., Path]
+) -> None:
+    # The models dialog scans on a thread pool (refreshes can overlap) while the
+    # GUI thread adds folders and checks entries: nothing may be lost or raised.
+    import threading
+
+    library = ModelLibrary()
+    workers = 8
+    folders = [tmp_path / f"lib-{i}" for i in range(workers)]
+    for i, folder in enumerate(folders):
+        make_gguf(f"m{i}.gguf", folder=folder, name=f"model {i}")
+    start = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def work(folder: Path) -> None:
+        try:
+            start.wait()
+            for _ in range(5):
+                library.add_folder(folder)
+                for entry in library.scan():
+                    library.check(entry)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f,)) for f in folders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(library.folders()) == sorted(f.resolve() for f in folders)
+    names = {e.path.name for e in ModelLibrary().scan()}
+    assert {f"m{i}.gguf" for i in range(workers)} <= names
+    assert [p.name for p in glassbox_home.iterdir() if p.name.endswith(".tmp")] == []
