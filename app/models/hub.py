@@ -34,6 +34,7 @@ DISK_MARGIN_BYTES = 64 * 1024 * 1024  # free space kept beyond the file itself
 PROBE_TIMEOUT_S = 5.0
 HASH_CHUNK = 8 * 1024 * 1024
 PREFERRED_QUANT = "Q4_K_M"  # picked when a repository has many files and none was named
+KEPT_NOTE = "the file was already in the Hugging Face cache before this pull and was kept"
 
 _QUANT_RE = re.compile(
     r"(?<![A-Z0-9])(I?Q\d(?:_[0-9A-Z]{1,2}){0,3}|TQ\d_\d|BF16|F16|F32|FP16|MXFP4)(?![A-Z0-9])"
@@ -312,13 +313,25 @@ def _discard(pointer: Path) -> None:
             pass
 
 
+def _repo_dir(cache: Path, repo_id: str) -> Path:
+    return cache / ("models--" + repo_id.replace("/", "--"))
+
+
+def _cached_blobs(cache: Path, repo_id: str) -> set[Path]:
+    """The repository's blobs in the cache now: files this download did not create."""
+    try:
+        return {p.resolve() for p in (_repo_dir(cache, repo_id) / "blobs").iterdir()}
+    except OSError:
+        return set()
+
+
 def _forget_empty_repo(cache: Path, repo_id: str) -> None:
     """After a failed first download, drop the repo folder huggingface_hub started.
 
     Kept when any blob (or another download's .incomplete file) is in it.
     """
-    folder = "models--" + repo_id.replace("/", "--")
-    repo_dir = cache / folder
+    repo_dir = _repo_dir(cache, repo_id)
+    folder = repo_dir.name
     blobs = repo_dir / "blobs"
     if blobs.exists() and any(blobs.iterdir()):
         return
@@ -344,7 +357,9 @@ def download_gguf(
     """Download one GGUF into the HF cache, verify its SHA-256 and header; return its path.
 
     Raises DownloadCancelledError (nothing left behind), HubOfflineError, or HubError
-    (interrupted, checksum mismatch or not a GGUF: the file is deleted).
+    (interrupted, checksum mismatch or not a GGUF: the file is deleted). A file that
+    was already in the cache before this call (the user's, or another tool's) is
+    verified too, but never deleted: on cancel or failure it stays where it was.
     """
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
@@ -356,6 +371,9 @@ def download_gguf(
     ensure_online()
     check_disk_space(file.size_bytes, cache)
     meter = _Meter(file.filename, on_progress, "downloading")
+    # hf_hub_download returns a file already in the cache without fetching it;
+    # what to delete on cancel or failure depends on whether we fetched it.
+    had_blobs = _cached_blobs(cache, file.repo_id)
     try:
         pointer = Path(
             hf_hub_download(
@@ -377,6 +395,12 @@ def download_gguf(
                 "nothing was kept, try again"
             ) from None
         raise _translate(exc, file.repo_id) from None
+    if pointer.resolve() in had_blobs:
+        try:
+            _verify(pointer, file, cancel, on_progress, kept=KEPT_NOTE)
+        except DownloadCancelledError:
+            raise DownloadCancelledError(f"download cancelled; {KEPT_NOTE}") from None
+        return pointer
     try:
         _verify(pointer, file, cancel, on_progress)
     except BaseException:
@@ -391,17 +415,19 @@ def _verify(
     file: HubFile,
     cancel: threading.Event | None,
     on_progress: ProgressCallback | None,
+    kept: str | None = None,
 ) -> None:
+    """Check the SHA-256 and the GGUF header; kept: why a bad file is not deleted."""
     if file.sha256:
         actual = _sha256(pointer, _Meter(file.filename, on_progress, "verifying"), cancel)
         if actual != file.sha256.lower():
             raise HubError(
                 f"{file.filename} failed its checksum (expected SHA-256 {file.sha256[:12]}..., "
-                f"got {actual[:12]}...); the file was deleted"
+                f"got {actual[:12]}...); {kept or 'the file was deleted'}"
             )
     try:
         read_gguf_info(pointer)
     except ModelFileError as exc:
         raise HubError(
-            f"the downloaded file is not a usable GGUF ({exc}); it was deleted"
+            f"the downloaded file is not a usable GGUF ({exc}); {kept or 'it was deleted'}"
         ) from None

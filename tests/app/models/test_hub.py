@@ -235,3 +235,34 @@ def test_downloaded_model_loads_and_answers(fake_hub, bundled_model: Path) -> No
         loaded.kv_bytes_total == estimate.kv_bytes
     )  # the fit estimate, next to llama.cpp's figure
     assert finished.text.strip() and finished.metrics.output_tokens > 0
+
+
+def test_cancel_keeps_a_file_already_in_the_cache(
+    fake_hub, tiny_bytes: bytes, tmp_path: Path, hf_cache_file: Callable[..., Path]
+) -> None:
+    # Another tool (or an earlier pull) put the file there: pulling it again and
+    # cancelling while it is verified must not delete the user's copy.
+    fake_hub.add_file(REPO, "tiny-Q8_0.gguf", tiny_bytes)
+    theirs = hf_cache_file(
+        tmp_path / "hf-hub", REPO, "tiny-Q8_0.gguf", tiny_bytes, revision=fake_hub.commit
+    )
+    file = pick_file(list_gguf_files(REPO), "Q8_0")
+    cancel = threading.Event()
+    cancel.set()  # Cancel pressed before verification got through the file
+    with pytest.raises(DownloadCancelledError, match="already in the Hugging Face cache"):
+        download_gguf(file, cancel=cancel)
+    assert theirs.read_bytes() == tiny_bytes
+    assert download_gguf(file) == theirs  # and a pull without cancel finds it as it was
+
+
+def test_a_bad_file_already_in_the_cache_is_reported_not_deleted(
+    fake_hub, tiny_bytes: bytes, tmp_path: Path, hf_cache_file: Callable[..., Path]
+) -> None:
+    fake_hub.add_file(REPO, "tiny-Q8_0.gguf", tiny_bytes)
+    theirs = hf_cache_file(
+        tmp_path / "hf-hub", REPO, "tiny-Q8_0.gguf", b"not the model", revision=fake_hub.commit
+    )
+    file = pick_file(list_gguf_files(REPO), "Q8_0")
+    with pytest.raises(HubError, match=r"failed its checksum .*already in the Hugging Face cache"):
+        download_gguf(file)
+    assert theirs.read_bytes() == b"not the model"
