@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
     os.environ["GLASSBOX_HOME"] = home.name
 
     from app.cli.common import runtime_from_args
+    from app.gui_settings import GuiSettings
     from app.settings import SamplingSettings, gui_runtime_defaults
-    from ui.gui_settings import GuiSettings
-    from ui.launch import build_window, create_application, resolve_model
+    from ui.startup import build_window, create_application, resolve_model
 
     settings = GuiSettings(theme=args.theme)
     settings.runtime = runtime_from_args(args, gui_runtime_defaults())
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     ).validate()
     model = resolve_model(args, None)
     app = create_application(args.theme)
-    from ui.error_dialog import install_excepthook
+    from ui.infra.error_dialog import install_excepthook
 
     window = build_window(settings)
     install_excepthook(lambda: window)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
-from typing import Any
 
 NO_DISPLAY_MESSAGE = (
     "glassbox: no display found (DISPLAY and WAYLAND_DISPLAY are unset); for a headless run use "
@@ -19,7 +17,7 @@ NO_DISPLAY_MESSAGE = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from app.cli.main import add_common_flags
+    from app.cli.common import add_common_flags
 
     gui = subparsers.add_parser("gui", help="open the desktop window (the default command)")
     add_common_flags(gui)
@@ -56,67 +54,18 @@ def display_missing() -> bool:
     return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM"))
 
 
-def resolve_model(args: argparse.Namespace, remembered: str | None) -> str:
-    from app.errors import ModelFileError
-    from app.paths import BUNDLED_MODEL_HINT, bundled_model_path
-
-    if getattr(args, "model", None):
-        if not Path(args.model).is_file():
-            raise ModelFileError(f"model file not found: {args.model}")
-        return str(Path(args.model).resolve())
-    if remembered and Path(remembered).is_file():
-        return remembered
-    bundled = bundled_model_path()
-    if bundled is None:
-        raise ModelFileError(BUNDLED_MODEL_HINT)
-    return str(bundled)
-
-
-def create_application(theme_name: str) -> Any:
-    from PySide6.QtWidgets import QApplication
-
-    from ui import theme
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("Glassbox")
-    app.setOrganizationName("glassbox")
-    theme.apply_theme(app, theme_name)
-    return app
-
-
-def build_window(settings: Any) -> Any:
-    """The core objects wired to a new MainWindow (store, engine, session, bridge)."""
-    from app.engine.local import LocalEngine
-    from app.session import ChatSession
-    from app.storage.store import Store
-    from ui.bridge import EngineBridge
-    from ui.main_window import MainWindow
-
-    # Background threads here parse GGUF headers and write SQLite; a shorter GIL switch
-    # interval (default 5 ms) lets the GUI thread take the GIL back sooner.
-    sys.setswitchinterval(0.001)
-    bridge = EngineBridge()
-    store = Store.open()
-    engine = LocalEngine()
-    session = ChatSession(engine, store, bridge.post)
-    window = MainWindow(
-        engine=engine, store=store, session=session, bridge=bridge, settings=settings
-    )
-    bridge.setParent(window)
-    return window
-
-
 def run_gui(args: argparse.Namespace) -> int:
     if display_missing():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
         return 2
     from app.cli.common import runtime_from_args
-    from ui.gui_settings import GuiSettings
+    from app.gui_settings import GuiSettings
+    from ui.infra.error_dialog import install_excepthook
+    from ui.startup import build_window, create_application, resolve_model
 
     settings = GuiSettings.load()
     settings.runtime = runtime_from_args(args, settings.runtime)
     model = resolve_model(args, settings.model_path)
-    from ui.error_dialog import install_excepthook
 
     app = create_application(settings.theme)
     window = build_window(settings)

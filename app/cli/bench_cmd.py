@@ -10,7 +10,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from app.cli.common import add_sampling_flags, describe_loaded, open_session, sampling_from_args
+from app.cli.common import (
+    add_common_flags,
+    add_sampling_flags,
+    describe_loaded,
+    open_session,
+    sampling_from_args,
+)
 from app.engine import events as ev
 from app.errors import GlassboxError
 from app.metrics import TurnMetrics
@@ -33,8 +39,6 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from app.cli.main import add_common_flags  # noqa: PLC0415 - avoids an import cycle
-
     parser = sub.add_parser(
         "bench", help="run prompts as turns of one conversation, report metrics"
     )

@@ -7,6 +7,7 @@ import sys
 
 from app.cli.common import (
     LoadedSession,
+    add_common_flags,
     add_sampling_flags,
     describe_loaded,
     open_session,
@@ -23,8 +24,6 @@ QUIT_WORDS = ("/quit", "/exit")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from app.cli.main import add_common_flags  # noqa: PLC0415 - avoids an import cycle
-
     parser = sub.add_parser("chat", help="chat in the terminal (reads stdin when piped)")
     add_common_flags(parser)
     add_sampling_flags(parser)

@@ -23,6 +23,18 @@ LOAD_TIMEOUT_S = 600.0
 EVENT_POLL_S = 0.1
 
 
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """--model, --ctx, --gpu-layers, --threads: shared by every command that loads a model."""
+    parser.add_argument("--model", metavar="PATH", help="GGUF file (default: the bundled model)")
+    parser.add_argument("--ctx", type=int, metavar="N", help="context size in tokens (n_ctx)")
+    parser.add_argument(
+        "--gpu-layers", type=int, metavar="N", help="layers to offload to the GPU (-1: all)"
+    )
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="CPU threads (default: physical cores)"
+    )
+
+
 def add_sampling_flags(parser: argparse.ArgumentParser, **defaults: object) -> None:
     base = SamplingSettings()
     parser.add_argument(

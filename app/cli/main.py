@@ -17,18 +17,6 @@ from app.errors import GlassboxError
 GUI_COMMAND = "gui"
 
 
-def add_common_flags(parser: argparse.ArgumentParser) -> None:
-    """--model, --ctx, --gpu-layers, --threads: shared by every command that loads a model."""
-    parser.add_argument("--model", metavar="PATH", help="GGUF file (default: the bundled model)")
-    parser.add_argument("--ctx", type=int, metavar="N", help="context size in tokens (n_ctx)")
-    parser.add_argument(
-        "--gpu-layers", type=int, metavar="N", help="layers to offload to the GPU (-1: all)"
-    )
-    parser.add_argument(
-        "--threads", type=int, metavar="N", help="CPU threads (default: physical cores)"
-    )
-
-
 def _plugin_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     found = []
     for entry in importlib.metadata.entry_points(group="glassbox.commands"):

@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import Any
 
+from app.cli.common import add_common_flags
 from app.errors import GlassboxError
 from app.models.fit import estimate_fit, format_bytes, rough_verdict_for_size
 from app.models.library import ModelLibrary
@@ -17,8 +18,6 @@ BAR_WIDTH = 30
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from app.cli.main import add_common_flags
-
     models = sub.add_parser("models", help="list the GGUF files Glassbox knows")
     models.add_argument("--json", action="store_true", help="print a JSON list")
     models.add_argument("--add-folder", metavar="DIR", help="also look for models in DIR")

@@ -32,7 +32,12 @@ def test_wheel_has_the_packages_and_entry_points(tmp_path):
     )
     (wheel,) = tmp_path.glob("glassbox_chat-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("app/engine/worker.py", "app/cli/main.py", "ui/launch.py", "ui/main_window.py"):
+    for module in (
+        "app/engine/worker.py",
+        "app/cli/main.py",
+        "ui/launch.py",
+        "ui/chrome/main_window.py",
+    ):
         assert module in names
     assert not any(name.startswith("tests/") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

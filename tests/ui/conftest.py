@@ -31,8 +31,8 @@ def model_path() -> str:
 @pytest.fixture
 def window(qtbot, glassbox_home, model_path) -> Iterator:
     """The real MainWindow on the bundled model, loaded and showing a fresh conversation."""
-    from ui.gui_settings import GuiSettings
-    from ui.launch import build_window
+    from app.gui_settings import GuiSettings
+    from ui.startup import build_window
 
     settings = GuiSettings()
     settings.sampling = SamplingSettings(temperature=0.0, seed=1, max_tokens=24)

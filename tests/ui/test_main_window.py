@@ -169,7 +169,7 @@ def test_no_event_loop_stall_while_streaming_and_loading(qtbot, window, heartbea
 
 
 def test_settings_reload_the_model_and_persist(qtbot, window):
-    from ui.gui_settings import GuiSettings
+    from app.gui_settings import GuiSettings
 
     dialog = window.open_settings()
     assert dialog.gpu_layers.isEnabled() == window.engine.model_info.gpu_offload_supported
@@ -183,7 +183,7 @@ def test_settings_reload_the_model_and_persist(qtbot, window):
 
 
 def test_bad_model_file_shows_the_error_and_keeps_the_previous_model(qtbot, window, tmp_path):
-    from ui.error_dialog import open_error_dialogs
+    from ui.infra.error_dialog import open_error_dialogs
 
     before = window.engine.model_info
     bad = tmp_path / "broken.gguf"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, Qt
 
-from ui.models_dialog import ModelsDialog
+from ui.dialogs.models import ModelsDialog
 
 from fake_hub import running_fake_hub
 

@@ -42,7 +42,7 @@ def metrics(i: int) -> TurnMetrics:
 
 @pytest.fixture
 def panel(qtbot):
-    from ui.internals_panel import InternalsPanel
+    from ui.internals.panel import InternalsPanel
 
     widget = InternalsPanel()
     qtbot.addWidget(widget)
@@ -121,7 +121,7 @@ def test_selecting_a_message_highlights_its_points(panel):
 
 
 def test_chat_enter_sends_and_shift_enter_adds_a_line(qtbot):
-    from ui.chat_view import ChatView
+    from ui.chat.chat_view import ChatView
 
     chat = ChatView()
     qtbot.addWidget(chat)
@@ -138,7 +138,7 @@ def test_chat_enter_sends_and_shift_enter_adds_a_line(qtbot):
 def test_chat_streams_marks_partial_copies_and_edits(qtbot):
     from types import SimpleNamespace
 
-    from ui.chat_view import ChatView
+    from ui.chat.chat_view import ChatView
 
     chat = ChatView()
     qtbot.addWidget(chat)
@@ -166,7 +166,7 @@ def test_chat_streams_marks_partial_copies_and_edits(qtbot):
 
 
 def test_code_blocks_are_highlighted(qtbot):
-    from ui.markdown_view import MessageBody, code_language
+    from ui.chat.markdown_view import MessageBody, code_language
 
     body = MessageBody()
     qtbot.addWidget(body)
@@ -185,7 +185,7 @@ def test_code_blocks_are_highlighted(qtbot):
 def test_conversation_list_model(qtmodeltester, qtbot):
     from types import SimpleNamespace
 
-    from ui.conversation_list import ConversationIdRole, ConversationListModel
+    from ui.chat.conversation_list import ConversationIdRole, ConversationListModel
 
     model = ConversationListModel()
     rows = [
@@ -204,7 +204,7 @@ def test_conversation_list_model(qtmodeltester, qtbot):
 
 def test_settings_dialog_refuses_invalid_values_with_the_reason(qtbot):
     from app.settings import RuntimeSettings, SamplingSettings
-    from ui.settings_dialog import SettingsDialog
+    from ui.dialogs.settings import SettingsDialog
 
     dialog = SettingsDialog(
         RuntimeSettings(), SamplingSettings(), n_layers=30, gpu_offload_supported=False
@@ -232,7 +232,7 @@ def test_settings_dialog_refuses_invalid_values_with_the_reason(qtbot):
 
 def test_offload_control_disabled_without_gpu_support_and_says_how(qtbot):
     from app.settings import RuntimeSettings, SamplingSettings
-    from ui.settings_dialog import SettingsDialog
+    from ui.dialogs.settings import SettingsDialog
 
     cpu = SettingsDialog(
         RuntimeSettings(), SamplingSettings(), n_layers=30, gpu_offload_supported=False
@@ -255,8 +255,8 @@ def test_offload_control_disabled_without_gpu_support_and_says_how(qtbot):
 
 
 def test_gui_settings_persist(glassbox_home):
+    from app.gui_settings import GuiSettings
     from app.settings import RuntimeSettings, SamplingSettings, gui_runtime_defaults
-    from ui.gui_settings import GuiSettings
 
     saved = GuiSettings(
         model_path="/x.gguf",
@@ -273,7 +273,7 @@ def test_gui_settings_persist(glassbox_home):
 
 
 def test_crash_banner_shows_status_and_log_lines(qtbot):
-    from ui.crash_banner import CrashBanner
+    from ui.chrome.crash_banner import CrashBanner
 
     banner = CrashBanner()
     qtbot.addWidget(banner)
@@ -290,7 +290,7 @@ def test_crash_banner_shows_status_and_log_lines(qtbot):
 def test_exception_in_a_slot_shows_an_error_dialog(qtbot, capsys):
     from PySide6.QtCore import QTimer
 
-    from ui.error_dialog import install_excepthook, open_error_dialogs
+    from ui.infra.error_dialog import install_excepthook, open_error_dialogs
 
     previous = install_excepthook()
     try:
@@ -309,7 +309,7 @@ def test_exception_in_a_slot_shows_an_error_dialog(qtbot, capsys):
 
 
 def test_bridge_delivers_events_from_another_thread_in_order(qtbot):
-    from ui.bridge import EngineBridge
+    from ui.infra.bridge import EngineBridge
 
     bridge = EngineBridge()
     seen: list[tuple[int, bool]] = []
@@ -327,7 +327,7 @@ def test_bridge_delivers_events_from_another_thread_in_order(qtbot):
 
 
 def test_theme_palettes_drive_plot_colours(qtbot):
-    from ui import theme
+    from ui.infra import theme
 
     app = QApplication.instance()
     old = app.palette()

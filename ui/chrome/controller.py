@@ -15,17 +15,17 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.engine import events as ev
+from app.gui_settings import GuiSettings
 from app.models.fit_check import estimate_vs_loaded
 from app.settings import RuntimeSettings, SamplingSettings
-from ui.bridge import EngineBridge, ReplyStored, RequestSubmitted
-from ui.chat_view import ChatView
-from ui.conversation_list import ConversationList
-from ui.crash_banner import CrashBanner
-from ui.error_dialog import show_error
-from ui.gui_settings import GuiSettings
-from ui.internals_panel import InternalsPanel
-from ui.status_bar import EngineStatusBar
-from ui.tasks import BackgroundTasks, describe_error
+from ui.chat.chat_view import ChatView
+from ui.chat.conversation_list import ConversationList
+from ui.chrome.crash_banner import CrashBanner
+from ui.chrome.status_bar import EngineStatusBar
+from ui.infra.bridge import EngineBridge, ReplyStored, RequestSubmitted
+from ui.infra.error_dialog import show_error
+from ui.infra.tasks import BackgroundTasks, describe_error
+from ui.internals.panel import InternalsPanel
 
 
 @dataclass

@@ -3,7 +3,7 @@ Hugging Face tab (search, download with progress and Cancel).
 
 The main window opens it with `ModelsDialog(parent, on_model_chosen=callable(path))`.
 Library scans and all Hub work run on the dialog's thread pool (see
-ui.models_hub_tab.BackgroundJobs); only the GUI thread touches widgets.
+ui.infra.jobs.BackgroundJobs); only the GUI thread touches widgets.
 """
 
 from __future__ import annotations
@@ -27,16 +27,9 @@ from PySide6.QtWidgets import (
 from app.errors import GlassboxError
 from app.models.fit import estimate_fit, format_bytes
 from app.models.library import ModelEntry, ModelLibrary
-from ui.models_hub_tab import (
-    BackgroundJobs,
-    HubTab,
-    button,
-    describe,
-    page,
-    row,
-    status_label,
-    table,
-)
+from ui.dialogs.forms import button, page, row, status_label, table
+from ui.dialogs.hub_tab import HubTab
+from ui.infra.jobs import BackgroundJobs, describe
 
 LIBRARY_COLUMNS = ("Name", "Quant", "Params", "Context", "Size", "Fit", "Source", "Path")
 DEFAULT_FIT_CTX = 4096

@@ -23,7 +23,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
 
-from ui import theme
+from ui.infra import theme
 
 try:  # Pygments is optional: without it code blocks are monospace, uncoloured.
     from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer

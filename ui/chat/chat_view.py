@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.message_widget import MessageWidget
+from ui.chat.message_widget import MessageWidget
 
 RENDER_INTERVAL_MS = 50  # 20 Hz re-render of streaming bubbles
 

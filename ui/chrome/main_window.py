@@ -15,19 +15,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui import theme
-from ui.bridge import EngineBridge
-from ui.chat_view import ChatView
-from ui.controller import ChatController
-from ui.conversation_list import ConversationList
-from ui.crash_banner import CrashBanner
-from ui.gc_policy import GuiThreadCollector
-from ui.gui_settings import GuiSettings
-from ui.internals_panel import InternalsPanel
-from ui.models_dialog import ModelsDialog
-from ui.settings_dialog import SettingsDialog
-from ui.status_bar import EngineStatusBar
-from ui.tasks import BackgroundTasks
+from app.gui_settings import GuiSettings
+from ui.chat.chat_view import ChatView
+from ui.chat.conversation_list import ConversationList
+from ui.chrome.controller import ChatController
+from ui.chrome.crash_banner import CrashBanner
+from ui.chrome.status_bar import EngineStatusBar
+from ui.dialogs.models import ModelsDialog
+from ui.dialogs.settings import SettingsDialog
+from ui.infra import theme
+from ui.infra.bridge import EngineBridge
+from ui.infra.gc_policy import GuiThreadCollector
+from ui.infra.tasks import BackgroundTasks
+from ui.internals.panel import InternalsPanel
 
 
 class MainWindow(QMainWindow):

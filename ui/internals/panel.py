@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QToolTip, QVBoxLayout, QWidge
 
 from app.engine.events import ModelLoaded
 from app.metrics import FIELD_NAMES, TurnMetrics
-from ui import theme
-from ui.turn_plots import MIB, KvPlot, LivePlot, RatePlot, TtftPlot, TurnPlot
+from ui.infra import theme
+from ui.internals.turn_plots import MIB, KvPlot, LivePlot, RatePlot, TtftPlot, TurnPlot
 
 REDRAW_INTERVAL_MS = 40  # 25 Hz
 

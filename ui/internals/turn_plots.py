@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.metrics import TurnMetrics
-from ui import theme
+from ui.infra import theme
 
 MIB = 1024 * 1024
 

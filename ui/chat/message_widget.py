@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.markdown_view import MessageBody
+from ui.chat.markdown_view import MessageBody
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 

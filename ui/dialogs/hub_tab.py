@@ -1,164 +1,34 @@
-"""The Hugging Face tab of the model library dialog, and the background runner both tabs use.
+"""The Hugging Face tab of the model library dialog.
 
-Hub search, file listing and downloads run on a QThreadPool; results come back
-to the GUI thread through a queue drained by a timer, so only the GUI thread
-touches Qt objects.
+Hub search, file listing and downloads run on the dialog's BackgroundJobs
+(ui.infra.jobs), so only the GUI thread touches Qt objects.
 """
 
 from __future__ import annotations
 
-import itertools
-import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
-    QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from app.errors import GlassboxError
 from app.models import hub
 from app.models.fit import format_bytes, rough_verdict_for_size
+from ui.dialogs.forms import button, row, status_label, table
+from ui.infra.jobs import BackgroundJobs, describe
 
 HUB_FILE_COLUMNS = ("File", "Quant", "Size", "Fit (approx.)")
-
-
-def describe(error: BaseException) -> str:
-    if isinstance(error, GlassboxError):
-        return str(error)
-    return f"{type(error).__name__}: {error}".splitlines()[0]
-
-
-def button(text: str, slot: Callable[[], Any]) -> QPushButton:
-    widget = QPushButton(text)
-    widget.clicked.connect(slot)
-    return widget
-
-
-def status_label(name: str) -> QLabel:
-    label = QLabel("")
-    label.setWordWrap(True)
-    label.setAccessibleName(name)
-    return label
-
-
-def table(columns: tuple[str, ...], name: str) -> QTableWidget:
-    widget = QTableWidget(0, len(columns))
-    widget.setHorizontalHeaderLabels(list(columns))
-    widget.setAccessibleName(name)
-    widget.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    widget.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    widget.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    widget.horizontalHeader().setStretchLastSection(True)
-    widget.verticalHeader().setVisible(False)
-    return widget
-
-
-def row(*items: QWidget | tuple[QWidget, int] | None) -> QHBoxLayout:
-    """A row of widgets; (widget, stretch) stretches it, None is a stretchable gap."""
-    layout = QHBoxLayout()
-    for item in items:
-        if item is None:
-            layout.addStretch(1)
-        elif isinstance(item, tuple):
-            layout.addWidget(*item)
-        else:
-            layout.addWidget(item)
-    return layout
-
-
-def page(*items: QWidget | QHBoxLayout) -> QWidget:
-    widget = QWidget()
-    layout = QVBoxLayout(widget)
-    for item in items:
-        if isinstance(item, QWidget):
-            layout.addWidget(item)
-        else:
-            layout.addLayout(item)
-    return widget
-
-
-class BackgroundJobs(QObject):
-    """Runs fn(report_progress) on its own QThreadPool; callbacks run in the GUI thread.
-
-    Worker threads never touch a Qt object, not even a signal: they put results on
-    a queue that a GUI-thread timer drains. A worker holding the last reference to
-    a Qt wrapper would let it be garbage-collected off the GUI thread, which crashes.
-    """
-
-    POLL_MS = 40
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self._results: queue.SimpleQueue[tuple[int, str, Any]] = queue.SimpleQueue()
-        self._callbacks: dict[int, tuple[Callable[..., Any], ...]] = {}
-        self._ids = itertools.count(1)
-        self._timer = QTimer(self)
-        self._timer.setInterval(self.POLL_MS)
-        self._timer.timeout.connect(self._on_timer_timeout)
-
-    def run(
-        self,
-        fn: Callable[[Callable[[Any], None]], Any],
-        on_done: Callable[[Any], None],
-        on_error: Callable[[BaseException], None],
-        on_progress: Callable[[Any], None] | None = None,
-    ) -> None:
-        """fn must not capture Qt objects: it runs, and is released, on a worker thread."""
-        job_id = next(self._ids)
-        self._callbacks[job_id] = (on_done, on_error, on_progress or (lambda _v: None))
-        results = self._results
-
-        def job() -> None:
-            try:
-                value = fn(lambda progress: results.put((job_id, "progress", progress)))
-            except BaseException as exc:  # reported in the GUI thread
-                results.put((job_id, "error", exc))
-            else:
-                results.put((job_id, "done", value))
-
-        self.pool.start(job)
-        self._timer.start()
-
-    def pending(self) -> int:
-        return len(self._callbacks)
-
-    def _on_timer_timeout(self) -> None:
-        latest: dict[int, Any] = {}  # progress is coalesced: only the newest per tick counts
-        while True:
-            try:
-                job_id, kind, value = self._results.get_nowait()
-            except queue.Empty:
-                break
-            callbacks = self._callbacks.get(job_id)
-            if callbacks is None:
-                continue
-            if kind == "progress":
-                latest[job_id] = value
-                continue
-            if job_id in latest:
-                callbacks[2](latest.pop(job_id))
-            del self._callbacks[job_id]
-            (callbacks[0] if kind == "done" else callbacks[1])(value)
-        for job_id, value in latest.items():
-            self._callbacks[job_id][2](value)
-        if not self._callbacks:
-            self._timer.stop()
 
 
 class HubTab(QWidget):

@@ -1,0 +1,1 @@
+"""The chat column and the conversation list."""

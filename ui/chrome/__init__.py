@@ -1,0 +1,1 @@
+"""The main window and what wires it together: controllers, status bar, crash banner."""

@@ -1,0 +1,1 @@
+"""Settings and model library dialogs, and the form helpers they share."""

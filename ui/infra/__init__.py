@@ -1,0 +1,1 @@
+"""What every feature uses: the engine bridge, background tasks, GC policy, error dialog, theme."""

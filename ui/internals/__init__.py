@@ -1,0 +1,1 @@
+"""The internals panel: per-turn plots, the live strip and the readout."""
