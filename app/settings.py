@@ -7,7 +7,7 @@ that names the field and the reason, so dialogs and the CLI show it as is.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +60,11 @@ class RuntimeSettings:
 
     n_ctx: int = 4096
     n_gpu_layers: int = 0
-    n_threads: int = field(default_factory=physical_core_count)  # decode
-    # Prefill (batch) threads; None: the same as n_threads. A desktop front end
-    # decodes with one core fewer than it prefills: see gui_runtime_defaults().
+    # Decode threads. None: not chosen by the user; the engine fills in the
+    # counts measured on this machine (app.engine.thread_tuning), else every
+    # usable core, before the load reaches the worker. A number always wins.
+    n_threads: int | None = None
+    # Prefill (batch) threads; None: the same as n_threads (tuned when both are None).
     n_threads_batch: int | None = None
     n_batch: int = 512
     flash_attn: bool = False
@@ -78,7 +80,7 @@ class RuntimeSettings:
             raise SettingsError(
                 f"gpu layers must be -1 (all), 0 or a positive layer count, got {self.n_gpu_layers}"
             )
-        if self.n_threads <= 0:
+        if self.n_threads is not None and self.n_threads <= 0:
             raise SettingsError(f"threads must be at least 1, got {self.n_threads}")
         if self.n_threads_batch is not None and self.n_threads_batch <= 0:
             raise SettingsError(f"prefill threads must be at least 1, got {self.n_threads_batch}")
@@ -114,13 +116,12 @@ class RuntimeSettings:
 def gui_runtime_defaults() -> RuntimeSettings:
     """Defaults for a process that also draws a window.
 
-    Decode threads wait on each other every token, so when the window takes a
-    core now and then, every decode thread stalls. Measured on 2 cores, same
-    four prompts in `glassbox demo`: 2 decode threads 107-114 tok/s, 1 decode
-    thread 145-150 tok/s. Prefill is short and parallel, so it keeps every core.
+    Threads are left unset: the window's own CPU use changes the best decode
+    count (one thread fewer than the cores was 35% faster on one 2-core
+    machine and 40% slower on another), so the app measures it with the
+    window streaming and uses what it measured.
     """
-    cores = physical_core_count()
-    return RuntimeSettings(n_threads=max(1, cores - 1), n_threads_batch=cores)
+    return RuntimeSettings()
 
 
 @dataclass(frozen=True)
