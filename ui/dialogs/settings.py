@@ -81,16 +81,18 @@ class SettingsDialog(QDialog):
         else:
             self.gpu_layers.setValue(min(runtime.n_gpu_layers, self.gpu_layers.maximum()))
         self.threads = _tip(
-            self._spin(0, 1024, runtime.n_threads),
+            self._spin(0, 1024, runtime.n_threads or 0),
             "Decode threads",
-            "CPU threads for decode, one token at a time (default: physical cores - 1, "
-            "so the window keeps a core: on 2 cores that decodes about 35% faster)",
+            "CPU threads for decode, one token at a time (auto: the count measured fastest "
+            "on this machine with the window streaming, else every usable core)",
         )
         self.threads_batch = _tip(
-            self._spin(0, 1024, runtime.n_threads_batch or runtime.n_threads),
+            self._spin(0, 1024, runtime.n_threads_batch or runtime.n_threads or 0),
             "Prefill threads",
-            "CPU threads for prefill, the prompt evaluated in parallel (default: physical cores)",
+            "CPU threads for prefill, the prompt evaluated in parallel (auto: measured)",
         )
+        for spin in (self.threads, self.threads_batch):
+            spin.setSpecialValueText("auto")  # 0: threads not set, the engine chooses
         self.n_batch = _tip(
             self._spin(0, 65536, runtime.n_batch),
             "Batch size",
@@ -265,12 +267,12 @@ class SettingsDialog(QDialog):
         return RuntimeSettings(
             n_ctx=self.n_ctx.value(),
             n_gpu_layers=layers,
-            n_threads=self.threads.value(),
+            n_threads=self.threads.value() or None,
             # None means "same as decode", so equal values stay the plain default.
             n_threads_batch=(
                 None
                 if self.threads_batch.value() == self.threads.value()
-                else self.threads_batch.value()
+                else self.threads_batch.value() or None
             ),
             n_batch=self.n_batch.value(),
             flash_attn=self.flash_attn.isChecked(),
