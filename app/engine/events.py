@@ -6,6 +6,7 @@ request returned by LocalEngine.submit(); it is None for engine-wide events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +18,14 @@ class EngineEvent:
     request_id: int | None = None
 
 
+EventSink = Callable[[EngineEvent], None]
+
+
 @dataclass
 class ModelLoadStarted(EngineEvent):
     model_path: str = ""
+    load_id: int = 0  # ties ModelLoaded, or the EngineError of a failed load, to this load
+    note: str = ""  # why this load happens, when the engine started it itself
 
 
 @dataclass
@@ -50,6 +56,18 @@ class ModelLoaded(EngineEvent):
     n_params: int = 0
     model_size_bytes: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+    load_id: int = 0
+    # Weight repacking: the mode asked for ("auto", "on", "off"), whether llama.cpp
+    # was allowed its extra buffer types, the ones it used with their sizes as it
+    # logged them ({"AMX": 95.34}), and in plain words why, when it matters.
+    repack: str = "auto"
+    repack_used: bool = True
+    extra_buffers_mib: dict[str, float] = field(default_factory=dict)
+    repack_note: str = ""
+    system_info: str = ""  # llama_print_system_info(): the CPU features llama.cpp sees
+    # Where n_threads / n_threads_batch came from: "explicit" (--threads, Settings),
+    # "tuned" (a stored measurement, app.engine.thread_tuning) or "default".
+    threads_source: str = ""
 
 
 @dataclass
@@ -86,6 +104,21 @@ class TurnFinished(EngineEvent):
 @dataclass
 class EngineError(EngineEvent):
     message: str = ""  # one line, for the user
+    load_id: int | None = None  # set when a load failed (request_id is then None)
+
+
+def failed_turn(
+    request_id: int | None, message: str, metrics: TurnMetrics | None = None
+) -> tuple[EngineError, TurnFinished]:
+    """A turn that ends in an error: the error for the user, then the turn's end.
+
+    Every turn ends with exactly one TurnFinished, errors included, so listeners
+    can release what they hold for it; this pair is how an error says so.
+    """
+    return (
+        EngineError(request_id=request_id, message=message),
+        TurnFinished(request_id=request_id, metrics=metrics or TurnMetrics(stop_reason="error")),
+    )
 
 
 @dataclass
@@ -94,3 +127,48 @@ class EngineCrashed(EngineEvent):
     signal_name: str | None = None
     log_tail: list[str] = field(default_factory=list)
     message: str = ""
+
+
+@dataclass
+class ThreadMeasurement:
+    """One round of the thread measurement: prefill and decode rates at n_threads."""
+
+    n_threads: int = 0
+    prefill_tok_s: float = 0.0
+    decode_tok_s: float = 0.0
+    prompt_tokens: int = 0
+    decode_tokens: int = 0
+
+
+@dataclass
+class TuneProgress(EngineEvent):
+    """The thread measurement as it runs (LocalEngine.tune).
+
+    phase "prefill": step `step` of `total` starts at n_threads; "decode": one
+    more token, `text` is its text, so a window can stream it as in a chat;
+    "measured": the step's rates are in.
+    """
+
+    step: int = 0
+    total: int = 0
+    n_threads: int = 0
+    phase: str = ""
+    text: str = ""
+    prefill_tok_s: float | None = None
+    decode_tok_s: float | None = None
+
+
+@dataclass
+class TuneFinished(EngineEvent):
+    """rows: the best round per thread count. n_threads / n_threads_batch: the chosen
+    decode and prefill counts (None when cancelled or failed). applied: the loaded
+    model now runs with them (its settings did not name threads)."""
+
+    rows: list[ThreadMeasurement] = field(default_factory=list)
+    n_threads: int | None = None
+    n_threads_batch: int | None = None
+    context: str = "headless"
+    applied: bool = False
+    cancelled: bool = False
+    error: str = ""
+    stored_in: str = ""  # the cache file, once the parent stored the result

@@ -37,28 +37,37 @@ def on_llama_log(level: int, text: bytes, user_data: Any) -> None:
 PROGRESS_STEP = 0.05
 
 
-class LoadProgress:
-    """Passes llama.cpp's load progress to the parent, and lets cancel abort a load.
+class ModelParamsHook:
+    """Sets what Llama() does not expose on llama.cpp's model parameters.
 
     Llama() builds its model parameters from llama_model_default_params() and
-    offers no progress hook, so in this process (and only here) that function
-    is wrapped to set llama.cpp's progress_callback.
+    offers neither a progress hook nor `use_extra_bufts`, so in this process
+    (and only here) that function is wrapped. It sets:
+    - progress_callback: load progress to the parent, and cancel aborts a load;
+    - use_extra_bufts: whether llama.cpp may repack weights into its extra
+      buffer types (AMX, CPU_REPACK, ...), whose kernels crash on some CPUs.
     """
 
     def __init__(self, llama_cpp: Any, conn: Connection, cancel: EventType) -> None:
         self._conn, self._cancel, self._last = conn, cancel, -1.0
+        self.use_extra_bufts = True
         self._callback = llama_cpp.llama_progress_callback(self._on_progress)
+        params_type = llama_cpp.llama_cpp.llama_model_params
+        self.supports_extra_bufts = "use_extra_bufts" in {f[0] for f in params_type._fields_}
         original = llama_cpp.llama_cpp.llama_model_default_params
 
-        def params_with_progress() -> Any:
+        def params_with_hooks() -> Any:
             params = original()
             params.progress_callback = self._callback
+            if self.supports_extra_bufts:
+                params.use_extra_bufts = self.use_extra_bufts
             return params
 
-        llama_cpp.llama_cpp.llama_model_default_params = params_with_progress
+        llama_cpp.llama_cpp.llama_model_default_params = params_with_hooks
 
-    def reset(self) -> None:
+    def reset(self, use_extra_bufts: bool) -> None:
         self._last = -1.0
+        self.use_extra_bufts = use_extra_bufts
 
     def _on_progress(self, fraction: float, user_data: Any) -> bool:
         if fraction >= 1.0 or fraction - self._last >= PROGRESS_STEP:

@@ -24,7 +24,6 @@ class PendingTurn:
     # Filled in as the turn runs, so a crash can still report what was seen.
     first_token_ns: int | None = None
     token_times: list[int] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
     started: ev.TurnStarted | None = None
 
     def crashed_metrics(self) -> TurnMetrics:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import os
 import random
 import signal
 import time
@@ -27,7 +28,7 @@ from typing import Any
 
 from app.engine import events as ev
 from app.engine.kv_log import parse_kv_report
-from app.engine.llama_hooks import LoadProgress, log_ring, on_llama_log, redirect_output
+from app.engine.llama_hooks import ModelParamsHook, log_ring, on_llama_log, redirect_output
 from app.engine.prompting import (
     PLAIN_STOP,
     Message,
@@ -36,20 +37,43 @@ from app.engine.prompting import (
     held_stop_prefix,
     plain_prompt,
 )
+from app.engine.thread_probe import run_tune
+from app.engine.worker_process import LOAD_MARK, WARM_UP_MARK
 from app.errors import GlassboxError
 from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
 from app.settings import KV_CACHE_TYPES, RuntimeSettings, SamplingSettings
+
+# Fault injection for the tests of the repack fallback, read only here: with
+# extra buffers allowed, the worker dies with SIGSEGV where llama.cpp's AMX
+# kernels were seen to ("warmup": the load's warm-up; "first-turn": the first
+# prefill after a load), so the fallback can be tested on any CPU.
+FAULT_ENV = "GLASSBOX_TEST_FAULT"
+
+# The warm-up batch: at least 32 tokens, so prefill's matrix kernels run (a
+# single token takes the matrix-vector path and misses the crash).
+WARM_UP_TOKENS = 32
+
+
+def _log_mark(mark: str) -> None:
+    os.write(2, f"{mark}\n".encode())
+
+
+def _inject_fault(where: str, use_extra_bufts: bool) -> None:
+    if use_extra_bufts and os.environ.get(FAULT_ENV) == where:
+        os.kill(os.getpid(), signal.SIGSEGV)
 
 
 class Loaded:
     """A model and context, plus what the decode loop needs about them."""
 
-    def __init__(self, path: str, settings: RuntimeSettings) -> None:
+    def __init__(self, path: str, settings: RuntimeSettings, use_extra_bufts: bool) -> None:
         import llama_cpp  # noqa: PLC0415 - only ever imported in this process
 
         self.llama_cpp = llama_cpp
         self.path = path
         self.settings = settings
+        self.use_extra_bufts = use_extra_bufts
+        self.turns = 0  # turns served since the load (the fault injection needs the first)
         log_ring.clear()
         started = time.monotonic_ns()
         kv_type = KV_CACHE_TYPES[settings.kv_cache_type]
@@ -94,15 +118,28 @@ class Loaded:
             self.kv_bytes_per_cell = self.kv_bytes_total // max(1, self.kv_cells_total)
 
     def _warm_up(self) -> None:
-        """One decode before the first turn, as llama.cpp's own tools do.
+        """Run the kernels a turn uses once before the first turn.
 
-        The first decode pays for page faults on the mapped weights and thread
-        start-up (about 1 s here); without this, turn 1's prefill rate and TTFT
-        would measure that instead of prefill. It is counted in load_ms.
+        One batch of WARM_UP_TOKENS (prefill's matrix-matrix kernels) and one
+        single-token step (decode's matrix-vector kernels). A kernel that
+        crashes on this CPU (llama.cpp's AMX repacked weights, seen with
+        SIGSEGV) then crashes during the load, where the parent can fall back,
+        instead of on the user's first message. It also pays for page faults on
+        the mapped weights and thread start-up, which would otherwise land in
+        turn 1's TTFT. It is counted in load_ms.
         """
-        bos = self.llm._model.token_bos()
-        self.llm.eval([bos if bos >= 0 else 0])
-        self.llm.reset()
+        llm = self.llm
+        bos = llm._model.token_bos()
+        n_vocab = llm.n_vocab()
+        # Any valid ids will do: the kernels, not the text, are being exercised.
+        batch = [bos if bos >= 0 else 0] + [(100 + i) % n_vocab for i in range(WARM_UP_TOKENS - 1)]
+        _log_mark(WARM_UP_MARK)
+        _inject_fault("warmup", self.use_extra_bufts)
+        llm.eval(batch)
+        llm.eval([batch[-1]])
+        llm.reset()
+        memory = self.llama_cpp.llama_get_memory(llm.ctx)
+        self.llama_cpp.llama_memory_clear(memory, True)
 
     def _kv_bytes_per_cell(self, meta: dict[str, str], kv_type: int) -> int:
         from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType  # noqa: PLC0415
@@ -143,7 +180,7 @@ class Loaded:
             gpu_offload_supported=gpu,
             n_ctx=self.n_ctx,
             n_ctx_train=lc.llama_model_n_ctx_train(self.model.model),
-            n_threads=self.settings.n_threads,
+            n_threads=self.settings.n_threads or 0,  # resolved by the parent before the load
             kv_bytes_per_token=self.kv_bytes_per_cell,
             kv_bytes_total=self.kv_bytes_total,
             kv_cells_total=self.kv_cells_total,
@@ -155,6 +192,10 @@ class Loaded:
             n_params=self.model.n_params(),
             model_size_bytes=self.model.size(),
             settings=self.settings.to_dict(),
+            repack=self.settings.repack,
+            repack_used=self.use_extra_bufts,
+            extra_buffers_mib=dict(self.kv_report.extra_mib),
+            system_info=lc.llama_print_system_info().decode(errors="replace").strip(),
         )
 
     # -- prompt -------------------------------------------------------------
@@ -303,6 +344,32 @@ def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[s
     conn.send(ev.TurnFinished(request_id=request_id, text=text, metrics=metrics))
 
 
+def _load(
+    payload: dict[str, Any], conn: Connection, cancel: EventType, hook: ModelParamsHook
+) -> Loaded | None:
+    """Load a model; on failure report it and return None (the previous model stays)."""
+    settings = RuntimeSettings.from_dict(payload["settings"])
+    load_id = payload.get("load_id", 0)
+    use_extra_bufts = bool(payload.get("use_extra_bufts", True)) and hook.supports_extra_bufts
+    hook.reset(use_extra_bufts)
+    _log_mark(f"{LOAD_MARK} {payload['path']} (extra buffers {'on' if use_extra_bufts else 'off'})")
+    try:
+        loaded = Loaded(payload["path"], settings, use_extra_bufts)
+    except ValueError as exc:
+        message = (
+            "model loading cancelled"
+            if cancel.is_set()
+            else f"llama.cpp could not load {Path(payload['path']).name}: {exc}"
+        )
+        conn.send(ev.EngineError(message=message, load_id=load_id))
+        return None
+    event = loaded.loaded_event()
+    event.load_id = load_id
+    event.repack_note = payload.get("repack_note", "")
+    conn.send(event)
+    return loaded
+
+
 def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
     """Entry point of the child process: serve commands until "close" or EOF."""
     # Ctrl+C in a terminal signals the whole foreground process group; the
@@ -313,7 +380,7 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
 
     callback = llama_cpp.llama_log_callback(on_llama_log)
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    progress = LoadProgress(llama_cpp, conn, cancel)
+    hook = ModelParamsHook(llama_cpp, conn, cancel)
     model: Loaded | None = None
     while True:
         try:
@@ -324,23 +391,7 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
             return
         try:
             if command == "load":
-                settings = RuntimeSettings.from_dict(payload["settings"])
-                progress.reset()
-                try:
-                    new_model = Loaded(payload["path"], settings)
-                except ValueError as exc:
-                    # The previous model stays loaded and usable.
-                    if cancel.is_set():
-                        conn.send(ev.EngineError(message="model loading cancelled"))
-                        continue
-                    conn.send(
-                        ev.EngineError(
-                            message=f"llama.cpp could not load {Path(payload['path']).name}: {exc}"
-                        )
-                    )
-                    continue
-                model = new_model
-                conn.send(model.loaded_event())
+                model = _load(payload, conn, cancel, hook) or model
             elif command == "chat":
                 if model is None:
                     conn.send(
@@ -355,7 +406,12 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
                         )
                     )
                     continue
+                model.turns += 1
+                if model.turns == 1:
+                    _inject_fault("first-turn", model.use_extra_bufts)
                 run_turn(model, conn, cancel, payload)
+            elif command == "tune":
+                run_tune(model, conn, cancel, payload)
         except (BrokenPipeError, EOFError):
             return
         except Exception as exc:  # report, keep serving

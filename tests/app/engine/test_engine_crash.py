@@ -64,7 +64,10 @@ def test_sigkill_mid_reply_keeps_the_partial_reply_and_recovers(bundled_model, t
         assert reply.id == stored.message_id and stored.partial
         assert reply.role == "assistant" and reply.partial
         assert reply.stop_reason == "error"
-        assert len(reply.content) > 20 and reply.content == finished.text
+        # The streamed text is kept once, by the session: the engine's crash report
+        # carries none, and the stored reply is what the tokens said.
+        assert finished.text == ""
+        assert len(reply.content) > 20
         assert reply.metrics.output_tokens == finished.metrics.output_tokens
 
         # The next request starts a fresh worker and is answered.
