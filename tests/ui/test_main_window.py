@@ -172,9 +172,10 @@ def test_settings_reload_the_model_and_persist(qtbot, window):
     from app.gui_settings import GuiSettings
 
     dialog = window.open_settings()
-    assert dialog.gpu_layers.isEnabled() == window.engine.model_info.gpu_offload_supported
-    dialog.n_ctx.setValue(1024)
-    dialog.temperature.setValue(0.3)
+    supported = window.engine.model_info.gpu_offload_supported
+    assert dialog.runtime_form.gpu_layers.isEnabled() == supported
+    dialog.runtime_form.n_ctx.setValue(1024)
+    dialog.sampling_form.temperature.setValue(0.3)
     with qtbot.waitSignal(window.controller.model_ready, timeout=TIMEOUT) as blocker:
         dialog.ok_button.click()
     assert blocker.args[0].n_ctx == 1024 and "1024" in window.status.ctx_label.text()

@@ -210,21 +210,22 @@ def test_settings_dialog_refuses_invalid_values_with_the_reason(qtbot):
         RuntimeSettings(), SamplingSettings(), n_layers=30, gpu_offload_supported=False
     )
     qtbot.addWidget(dialog)
+    runtime, sampling = dialog.runtime_form, dialog.sampling_form
     assert dialog.ok_button.isEnabled()
-    dialog.n_ctx.setValue(0)
+    runtime.n_ctx.setValue(0)
     assert not dialog.ok_button.isEnabled() and "n_ctx must be" in dialog.error_label.text()
-    dialog.n_ctx.setValue(2048)
-    dialog.kv_type.setCurrentText("q8_0")
+    runtime.n_ctx.setValue(2048)
+    runtime.kv_type.setCurrentText("q8_0")
     assert "flash attention" in dialog.error_label.text()
-    dialog.flash_attn.setChecked(True)
-    dialog.seed.setText("abc")
+    runtime.flash_attn.setChecked(True)
+    sampling.seed.setText("abc")
     assert "seed must be a whole number" in dialog.error_label.text()
-    dialog.seed.setText("7")
-    dialog.top_p.setValue(0)
+    sampling.seed.setText("7")
+    sampling.top_p.setValue(0)
     assert "top-p" in dialog.error_label.text()
     dialog.accept()
     assert dialog.result() == 0  # still open: refused
-    dialog.top_p.setValue(0.9)
+    sampling.top_p.setValue(0.9)
     assert dialog.ok_button.isEnabled()
     assert dialog.runtime() == RuntimeSettings(n_ctx=2048, flash_attn=True, kv_cache_type="q8_0")
     assert dialog.sampling().seed == 7
@@ -238,8 +239,9 @@ def test_offload_control_disabled_without_gpu_support_and_says_how(qtbot):
         RuntimeSettings(), SamplingSettings(), n_layers=30, gpu_offload_supported=False
     )
     qtbot.addWidget(cpu)
-    assert not cpu.gpu_layers.isEnabled() and not cpu.gpu_all.isEnabled()
-    assert not cpu.gpu_hint.isHidden() and "CMAKE_ARGS" in cpu.gpu_hint.text()
+    form = cpu.runtime_form
+    assert not form.gpu_layers.isEnabled() and not form.gpu_all.isEnabled()
+    assert not form.gpu_hint.isHidden() and "CMAKE_ARGS" in form.gpu_hint.text()
     gpu = SettingsDialog(
         RuntimeSettings(n_gpu_layers=-1),
         SamplingSettings(),
@@ -247,11 +249,40 @@ def test_offload_control_disabled_without_gpu_support_and_says_how(qtbot):
         gpu_offload_supported=True,
     )
     qtbot.addWidget(gpu)
-    assert gpu.gpu_all.isEnabled() and gpu.gpu_hint.isHidden() and gpu.gpu_layers.maximum() == 30
+    form = gpu.runtime_form
+    assert form.gpu_all.isEnabled() and form.gpu_hint.isHidden() and form.gpu_layers.maximum() == 30
     assert gpu.runtime().n_gpu_layers == -1
-    gpu.gpu_all.setChecked(False)
-    gpu.gpu_layers.setValue(12)
+    form.gpu_all.setChecked(False)
+    form.gpu_layers.setValue(12)
     assert gpu.runtime().n_gpu_layers == 12
+
+
+def test_weight_repacking_is_a_runtime_setting_with_its_reason(qtbot):
+    from app.settings import REPACK_MODES, RuntimeSettings, SamplingSettings
+    from ui.dialogs.settings import SettingsDialog
+
+    dialog = SettingsDialog(RuntimeSettings(repack="off"), SamplingSettings())
+    qtbot.addWidget(dialog)
+    combo = dialog.runtime_form.repack
+    assert [combo.itemText(i) for i in range(combo.count())] == list(REPACK_MODES)
+    assert combo.currentText() == "off" and dialog.runtime().repack == "off"
+    assert "AMX" in combo.toolTip() and "crash" in combo.toolTip()
+    combo.setCurrentText("auto")
+    assert dialog.runtime() == RuntimeSettings(repack="auto")
+
+
+def test_settings_dialog_keeps_fields_it_does_not_show(qtbot):
+    from dataclasses import fields
+
+    from app.settings import RuntimeSettings, SamplingSettings
+    from ui.dialogs.settings import SettingsDialog
+
+    runtime = RuntimeSettings(n_ctx=1024, n_threads=3, n_threads_batch=2, repack="on")
+    sampling = SamplingSettings(temperature=0.3, seed=5, stop=("END", "###"))
+    dialog = SettingsDialog(runtime, sampling)
+    qtbot.addWidget(dialog)
+    assert dialog.runtime() == runtime, [f.name for f in fields(runtime)]
+    assert dialog.sampling() == sampling
 
 
 def test_gui_settings_persist(glassbox_home):

@@ -1,19 +1,48 @@
-"""Small builders for the dialogs' widgets: buttons, status labels, tables, rows, pages."""
+"""Small builders for the dialogs' widgets: buttons, labels, spin boxes, tables, rows, pages."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QVBoxLayout,
     QWidget,
 )
+
+W = TypeVar("W", bound=QWidget)
+
+
+def with_tip(widget: W, name: str, tip: str) -> W:
+    """The widget, with an accessible name and a tooltip."""
+    widget.setAccessibleName(name)
+    widget.setToolTip(tip)
+    return widget
+
+
+def spin_box(low: int, high: int, value: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    return box
+
+
+def double_spin_box(
+    low: float, high: float, value: float, decimals: int, step: float
+) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setDecimals(decimals)
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setValue(value)
+    return box
 
 
 def button(text: str, slot: Callable[[], Any]) -> QPushButton:
