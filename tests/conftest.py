@@ -22,6 +22,9 @@ os.environ["GLASSBOX_HOME"] = _SESSION_HOME
 # Nor the user's cache of what was learned about this machine (repack, threads).
 os.environ["GLASSBOX_CACHE"] = tempfile.mkdtemp(prefix="glassbox-test-cache-")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The window measures threads after a model's first load on a machine; tests that
+# are not about that must not pay for it (the GUI tuning test turns it back on).
+os.environ["GLASSBOX_AUTOTUNE"] = "0"
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach the real Hub; Hub tests set their own
 
 

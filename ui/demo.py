@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = tempfile.TemporaryDirectory(prefix="glassbox-demo-")
     os.environ["GLASSBOX_HOME"] = home.name
+    # The demo drives the turns itself: a measurement starts only with --tune,
+    # before the first prompt, never between turns.
+    os.environ["GLASSBOX_AUTOTUNE"] = "0"
 
     from app.cli.common import runtime_from_args
     from app.gui_settings import GuiSettings
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     install_excepthook(lambda: window)
     window.resize(width, height)
     window.show()
-    driver = _DemoDriver(window, prompts, args.screenshot, args.timeout)
+    driver = _DemoDriver(window, prompts, args.screenshot, args.timeout, tune=args.tune)
     window.start(model)
     code = app.exec()
     if driver.error:
@@ -99,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
 class _DemoDriver:
     """Sends the next prompt whenever the previous reply is stored; screenshots at the end."""
 
-    def __init__(self, window: Any, prompts: list[str], screenshot: str, timeout_s: float) -> None:
+    def __init__(
+        self, window: Any, prompts: list[str], screenshot: str, timeout_s: float, tune: bool = False
+    ) -> None:
         from PySide6.QtCore import QTimer
 
         self.window, self.prompts, self.screenshot = window, list(prompts), screenshot
@@ -116,10 +121,24 @@ class _DemoDriver:
         QTimer.singleShot(
             int(timeout_s * 1000), lambda: self._fail(f"timed out after {timeout_s:.0f} s")
         )
-        self._ready = {"model": False, "conversation": False}
+        self._ready = {"model": False, "conversation": False, "threads": not tune}
+        self._tune = tune
+        window.tuner.tuning_finished.connect(self._on_tuner_tuning_finished)
 
     def _on_controller_model_ready(self, _info: Any) -> None:
         self._ready["model"] = True
+        if self._tune and not self._ready["threads"]:
+            self.window.tuner.measure_now()
+        self._maybe_begin()
+
+    def _on_tuner_tuning_finished(self, event: Any) -> None:
+        if not self._tune or self._ready["threads"]:
+            return
+        from app.cli.tune_cmd import format_table
+        from app.engine.thread_tuning import usable_cores
+
+        print(format_table(event, usable_cores()), flush=True)
+        self._ready["threads"] = True
         self._maybe_begin()
 
     def _on_controller_conversation_opened(self, _cid: int) -> None:
@@ -182,6 +201,11 @@ class _DemoDriver:
             self._fail(f"could not write {self.screenshot}")
             return
         print(metrics_table(turns))
+        info = window.engine.model_info
+        if info is not None:
+            batch = info.settings.get("n_threads_batch") or info.n_threads
+            source = f" ({info.threads_source})" if info.threads_source else ""
+            print(f"threads: {info.n_threads} decode / {batch} prefill{source}")
         print(f"screenshot: {self.screenshot} ({window.width()}x{window.height()})")
         window.close()
         QApplication.instance().exit(0)

@@ -41,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--seed", type=int, default=42, metavar="S")
     demo.add_argument("--theme", choices=("light", "dark", "system"), default="light")
     demo.add_argument(
+        "--tune",
+        action="store_true",
+        help="measure threads in the window first (stored; used while threads are auto)",
+    )
+    demo.add_argument(
         "--timeout", type=float, default=600.0, metavar="SECONDS", help="give up after this long"
     )
     demo.set_defaults(run=run_demo)

@@ -212,6 +212,13 @@ class ChatView(QWidget):
         if old in self._pending_text:
             self._pending_text[new] = self._pending_text.pop(old)
 
+    def remove_reply(self, key: object) -> None:
+        """Take away turn `key`'s reply bubble (a thread measurement's, when it ends)."""
+        widget = self.reply_widget(key)
+        if widget is not None:
+            self._remove(widget)
+            self._refresh_actions()
+
     def set_turn_status(self, key: object, text: str) -> None:
         widget = self.reply_widget(key)
         if widget is not None:

@@ -21,8 +21,10 @@ from ui.chat.conversation_list import ConversationList
 from ui.chrome.controller import ChatController
 from ui.chrome.crash_banner import CrashBanner
 from ui.chrome.status_bar import EngineStatusBar
+from ui.chrome.thread_tuner import ThreadTuner
 from ui.dialogs.models import ModelsDialog
 from ui.dialogs.settings import SettingsDialog
+from ui.dialogs.threads_page import ThreadsPage
 from ui.infra import theme
 from ui.infra.bridge import EngineBridge
 from ui.infra.gc_policy import GuiThreadCollector
@@ -99,6 +101,14 @@ class MainWindow(QMainWindow):
             status=self.status,
             banner=self.banner,
             settings=settings,
+            parent=self,
+        )
+        self.tuner = ThreadTuner(
+            engine=engine,
+            bridge=bridge,
+            chat=self.chat,
+            status=self.status,
+            tasks=self.tasks,
             parent=self,
         )
         self._build_menus()
@@ -239,6 +249,8 @@ class MainWindow(QMainWindow):
         dialog.accepted.connect(
             lambda: self.controller.apply_settings(dialog.runtime(), dialog.sampling())
         )
+        threads = ThreadsPage(self.tuner, self.tasks, info.model_path if info else None)
+        dialog.tabs.addTab(threads, "Threads")
         dialog.open()
         return dialog
 
