@@ -16,7 +16,7 @@ from app.models.fit_check import estimate_vs_loaded, format_memory_rows
 from app.models.gguf_file import read_gguf_info
 from app.paths import BUNDLED_MODEL_HINT, bundled_model_path
 from app.session import ChatSession
-from app.settings import RuntimeSettings, SamplingSettings
+from app.settings import REPACK_MODES, RuntimeSettings, SamplingSettings
 from app.storage.store import Store
 
 LOAD_TIMEOUT_S = 600.0
@@ -31,7 +31,17 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         "--gpu-layers", type=int, metavar="N", help="layers to offload to the GPU (-1: all)"
     )
     parser.add_argument(
-        "--threads", type=int, metavar="N", help="CPU threads (default: physical cores)"
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for decode and prefill (default: measured by `glassbox tune`, "
+        "else every usable core)",
+    )
+    parser.add_argument(
+        "--repack",
+        choices=REPACK_MODES,
+        help="let llama.cpp repack weights for this CPU (AMX, ...): auto (default) falls "
+        "back to off if its kernels crash, on, off",
     )
 
 
@@ -70,7 +80,12 @@ def runtime_from_args(
     args: argparse.Namespace, base: RuntimeSettings | None = None
 ) -> RuntimeSettings:
     """The common flags (--ctx, --gpu-layers, --threads) applied over base (or the defaults)."""
-    flags = (("n_ctx", "ctx"), ("n_gpu_layers", "gpu_layers"), ("n_threads", "threads"))
+    flags = (
+        ("n_ctx", "ctx"),
+        ("n_gpu_layers", "gpu_layers"),
+        ("n_threads", "threads"),
+        ("repack", "repack"),
+    )
     changes = {
         field: getattr(args, flag) for field, flag in flags if getattr(args, flag, None) is not None
     }
@@ -163,8 +178,12 @@ def open_session(
 
 
 def describe_loaded(loaded: ev.ModelLoaded) -> str:
-    """Two lines: what was loaded and how, then the memory estimate next to llama.cpp's figures."""
-    return f"{_describe_model(loaded)}\n{format_memory_rows(estimate_vs_loaded(loaded))}"
+    """What was loaded and how, the memory estimate next to llama.cpp's figures, and
+    what happened to weight repacking when there is something to say."""
+    lines = [_describe_model(loaded), format_memory_rows(estimate_vs_loaded(loaded))]
+    if loaded.repack_note:
+        lines.append(loaded.repack_note)
+    return "\n".join(lines)
 
 
 def _describe_model(loaded: ev.ModelLoaded) -> str:
@@ -176,6 +195,17 @@ def _describe_model(loaded: ev.ModelLoaded) -> str:
     template = "own chat template" if loaded.has_chat_template else "plain prompt (no template)"
     return (
         f"{loaded.model_name} | {offload} | n_ctx {loaded.n_ctx} | "
-        f"{loaded.n_threads} threads | KV {loaded.kv_bytes_total / 2**20:.1f} MiB | "
+        f"{_describe_threads(loaded)} | KV {loaded.kv_bytes_total / 2**20:.1f} MiB | "
         f"{template} | loaded in {loaded.load_ms:.0f} ms"
     )
+
+
+def _describe_threads(loaded: ev.ModelLoaded) -> str:
+    """ "2 threads (tuned)", or "1 decode / 2 prefill threads (explicit)"."""
+    batch = loaded.settings.get("n_threads_batch") or loaded.n_threads
+    counts = (
+        f"{loaded.n_threads} threads"
+        if batch == loaded.n_threads
+        else f"{loaded.n_threads} decode / {batch} prefill threads"
+    )
+    return f"{counts} ({loaded.threads_source})" if loaded.threads_source else counts

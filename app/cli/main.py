@@ -37,13 +37,19 @@ def _command_names(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import bench_cmd, chat_cmd, models_cmd
+    from app.cli import bench_cmd, chat_cmd, doctor_cmd, models_cmd, tune_cmd
 
     parser = argparse.ArgumentParser(
         prog="glassbox", description="Local LLM chat that shows what inference is doing."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    registrars = [chat_cmd.register, bench_cmd.register, models_cmd.register]
+    registrars = [
+        chat_cmd.register,
+        bench_cmd.register,
+        models_cmd.register,
+        tune_cmd.register,
+        doctor_cmd.register,
+    ]
     for register in registrars + _plugin_registrars():
         register(sub)
     return parser
