@@ -16,6 +16,10 @@ STATE_COLORS = {
 }
 
 
+# How long a notice from the engine (a repack fallback) stays in the status bar.
+NOTICE_MS = 30_000
+
+
 class EngineStatusBar(QStatusBar):
     """Shows what is loaded and what the engine is doing."""
 
@@ -74,7 +78,7 @@ class EngineStatusBar(QStatusBar):
         self.memory_label.setText(f"mem {format_bytes(shown)}")
         lines = "".join(
             f"<tr><td>{row.part}</td><td align=right>{format_bytes(row.estimate_bytes)}</td>"
-            f"<td align=right>{format_bytes(row.reported_bytes)}</td></tr>"
+            f"<td align=right>{format_bytes(row.reported_bytes)}</td><td>{row.note}</td></tr>"
             for row in rows
         )
         self.memory_label.setToolTip(
@@ -88,7 +92,19 @@ class EngineStatusBar(QStatusBar):
             backend = f"{info.backend}: {info.n_layers_offloaded}/{info.n_layers} layers on GPU"
         else:
             backend = f"{info.backend} ({info.n_layers} layers)"
+        if info.extra_buffers_mib:
+            backend += " + " + "/".join(sorted(info.extra_buffers_mib))
         self.backend_label.setText(backend)
+        repack = f"Weight repacking: {info.repack}, {'allowed' if info.repack_used else 'off'}" + (
+            f" ({info.repack_note})" if info.repack_note else ""
+        )
+        self.backend_label.setToolTip(
+            "Where the layers run: CPU, or GPU with layers offloaded, and the CPU-specific "
+            f"weight layouts llama.cpp made (AMX, CPU_REPACK).\n{repack}"
+        )
+        if info.repack_note:
+            # Plain words for what the engine did on its own, e.g. after a kernel crash.
+            self.showMessage(info.repack_note, NOTICE_MS)
         self.ctx_label.setText(f"n_ctx {info.n_ctx}")
         batch = info.settings.get("n_threads_batch") or info.n_threads
         self.threads_label.setText(
