@@ -8,9 +8,11 @@ Uses a throwaway data directory so demos never touch the user's history.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +67,35 @@ def run(args: argparse.Namespace) -> int:
     width, height = _parse_size(args.size)
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    home = tempfile.TemporaryDirectory(prefix="glassbox-demo-")
-    os.environ["GLASSBOX_HOME"] = home.name
     # The demo drives the turns itself: a measurement starts only with --tune,
     # before the first prompt, never between turns.
-    os.environ["GLASSBOX_AUTOTUNE"] = "0"
+    with (
+        tempfile.TemporaryDirectory(prefix="glassbox-demo-") as home,
+        _environ(GLASSBOX_HOME=home, GLASSBOX_AUTOTUNE="0"),
+    ):
+        return _run_window(args, prompts, width, height)
 
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the block only; what was there before comes back."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_window(args: argparse.Namespace, prompts: list[str], width: int, height: int) -> int:
     from app.cli.common import runtime_from_args
     from app.gui_settings import GuiSettings
     from app.settings import SamplingSettings, gui_runtime_defaults
+    from ui.infra.error_dialog import install_excepthook
     from ui.startup import build_window, create_application, resolve_model
 
     settings = GuiSettings(theme=args.theme)
@@ -83,19 +105,18 @@ def run(args: argparse.Namespace) -> int:
     ).validate()
     model = resolve_model(args, None)
     app = create_application(args.theme)
-    from ui.infra.error_dialog import install_excepthook
-
     window = build_window(settings)
-    install_excepthook(lambda: window)
-    window.resize(width, height)
-    window.show()
-    driver = _DemoDriver(window, prompts, args.screenshot, args.timeout, tune=args.tune)
-    window.start(model)
-    code = app.exec()
+    try:
+        install_excepthook(lambda: window)
+        window.resize(width, height)
+        window.show()
+        driver = _DemoDriver(window, prompts, args.screenshot, args.timeout, tune=args.tune)
+        window.start(model)
+        code = app.exec()
+    finally:
+        window.close()  # stops the engine and closes the store, also after an error
     if driver.error:
         print(f"glassbox demo: {driver.error}", file=sys.stderr)
-    window.store.close()
-    home.cleanup()
     return code if code else (1 if driver.error else 0)
 
 

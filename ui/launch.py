@@ -77,9 +77,10 @@ def run_gui(args: argparse.Namespace) -> int:
     install_excepthook(lambda: window)
     window.show()
     window.start(model)
-    code = app.exec()
-    window.store.close()
-    return int(code)
+    try:
+        return int(app.exec())
+    finally:
+        window.close()  # the engine and the store close with the window
 
 
 def run_demo(args: argparse.Namespace) -> int:

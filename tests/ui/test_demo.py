@@ -52,3 +52,64 @@ def test_gui_without_display_says_so_in_one_line(monkeypatch, capsys):
     assert run_gui(argparse.Namespace(model=None, ctx=None, gpu_layers=None, threads=None)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "glassbox demo --prompts" in err
+
+
+def _demo_args(tmp_path, model) -> argparse.Namespace:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Say hi.\n", encoding="utf-8")
+    return argparse.Namespace(
+        prompts=str(prompts),
+        screenshot=str(tmp_path / "shot.png"),
+        size="800x600",
+        max_tokens=8,
+        temperature=0.7,
+        seed=1,
+        theme="light",
+        timeout=60.0,
+        tune=False,
+        model=str(model),
+        ctx=None,
+        gpu_layers=None,
+        threads=None,
+    )
+
+
+def test_demo_gives_back_the_environment_and_its_data_dir_when_it_fails(tmp_path, monkeypatch):
+    import tempfile
+
+    import pytest
+
+    from app.errors import GlassboxError
+    from ui import demo
+
+    monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path / "mine"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(GlassboxError):
+        demo.run(_demo_args(tmp_path, tmp_path / "missing.gguf"))
+    assert os.environ["GLASSBOX_HOME"] == str(tmp_path / "mine")
+    assert not list(tmp_path.glob("glassbox-demo-*"))
+
+
+def test_demo_closes_the_store_when_the_model_fails_to_load(qtbot, tmp_path, monkeypatch):
+    import tempfile
+
+    from app.storage.store import Store
+    from ui import demo
+
+    closed: list[Store] = []
+    store_close = Store.close
+
+    def close(self: Store) -> None:
+        closed.append(self)
+        store_close(self)
+
+    monkeypatch.setattr(Store, "close", close)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # the demo installs its own
+    monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path / "mine"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x00" * 20)
+    assert demo.run(_demo_args(tmp_path, broken)) == 1
+    assert closed, "the demo's store was left open"
+    assert os.environ["GLASSBOX_HOME"] == str(tmp_path / "mine")
+    assert not list(tmp_path.glob("glassbox-demo-*"))

@@ -205,13 +205,6 @@ class ChatView(QWidget):
                 return widget
         return None
 
-    def rekey(self, old: object, new: object) -> None:
-        for widget in self._widgets:
-            if widget.request_key == old:
-                widget.request_key = new
-        if old in self._pending_text:
-            self._pending_text[new] = self._pending_text.pop(old)
-
     def remove_reply(self, key: object) -> None:
         """Take away turn `key`'s reply bubble (a thread measurement's, when it ends)."""
         widget = self.reply_widget(key)

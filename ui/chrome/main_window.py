@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -56,6 +57,9 @@ class MainWindow(QMainWindow):
             settings,
         )
         self.tasks = BackgroundTasks(self)
+        self._settings_dialog: SettingsDialog | None = None
+        self._models_dialog: ModelsDialog | None = None
+        self._closed = False
         self.collector = GuiThreadCollector(self)
         self.collector.start()
 
@@ -238,6 +242,10 @@ class MainWindow(QMainWindow):
         self.tasks.run(self.settings.save)
 
     def open_settings(self) -> SettingsDialog:
+        """The settings dialog, filled from the current settings; deleted when it closes."""
+        if self._settings_dialog is not None and shiboken6.isValid(self._settings_dialog):
+            self._settings_dialog.raise_()
+            return self._settings_dialog
         info = self.engine.model_info
         dialog = SettingsDialog(
             self.settings.runtime,
@@ -246,6 +254,8 @@ class MainWindow(QMainWindow):
             gpu_offload_supported=bool(info and info.gpu_offload_supported),
             parent=self,
         )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._settings_dialog = dialog
         dialog.accepted.connect(
             lambda: self.controller.apply_settings(dialog.runtime(), dialog.sampling())
         )
@@ -254,15 +264,20 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
-    def open_models_dialog(self) -> Any:
+    def open_models_dialog(self) -> ModelsDialog:
+        """The model library, made once and shown again: its searches and scans keep running
+        on its own thread pool, which deleting it on close would have to wait for."""
         # Fit verdicts are for the context size the user has set, not a default.
-        dialog = ModelsDialog(
-            self,
-            on_model_chosen=lambda path: self.controller.load_model(str(path)),
-            n_ctx=self.settings.runtime.n_ctx,
-        )
-        dialog.open()
-        return dialog
+        if self._models_dialog is None:
+            self._models_dialog = ModelsDialog(
+                self,
+                on_model_chosen=lambda path: self.controller.load_model(str(path)),
+                n_ctx=self.settings.runtime.n_ctx,
+            )
+        else:
+            self._models_dialog.set_fit_ctx(self.settings.runtime.n_ctx)
+        self._models_dialog.open()
+        return self._models_dialog
 
     def _on_delete_action_triggered(self) -> None:
         conversation_id = self.conversations.selected_id()
@@ -270,8 +285,14 @@ class MainWindow(QMainWindow):
             self.controller.delete_conversation(conversation_id)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        self.bridge.close()
-        self.engine.close()
-        self.tasks.shutdown()
-        self.collector.stop()
+        if not self._closed:
+            self._closed = True
+            self.bridge.close()
+            # Queued jobs write to the store and call the engine: let them finish first.
+            # Closing the engine ends its turns, and the session stores what they
+            # streamed; only then may the store close.
+            self.tasks.shutdown()
+            self.engine.close()
+            self.store.close()
+            self.collector.stop()
         super().closeEvent(event)

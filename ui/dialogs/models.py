@@ -134,6 +134,12 @@ class ModelsDialog(QDialog):
 
     # Library -------------------------------------------------------------
 
+    def set_fit_ctx(self, n_ctx: int) -> None:
+        """Fit verdicts for this context size; rescans when it changed."""
+        if n_ctx != self.ctx_spin.value():
+            self.ctx_spin.setValue(n_ctx)
+            self.refresh_library()
+
     def refresh_library(self) -> None:
         n_ctx, library = self.ctx_spin.value(), self._library
         self.library_status.setText("Reading model headers…")

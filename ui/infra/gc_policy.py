@@ -7,9 +7,10 @@ process. A full collection of a heap holding Qt, pyqtgraph and numpy objects
 also takes tens of milliseconds, long enough to stall the event loop.
 
 So automatic collection is turned off; a GUI-thread timer checks the
-allocation counters against the usual thresholds and collects the youngest
-generation that is due. Objects alive after start-up are frozen
-(gc.freeze), so older-generation collections only walk what came later.
+allocation counters against the usual thresholds and, as CPython's own
+collector does, collects the oldest generation that is due (a collection of
+generation n takes the younger ones with it). Objects alive after start-up are
+frozen (gc.freeze), so older-generation collections only walk what came later.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal
 
 from app.errors import GlassboxError
@@ -35,6 +36,7 @@ class BackgroundTasks(QObject):
             max_workers=1, thread_name_prefix="glassbox-gui-io"
         )
         self._in_flight = 0
+        self._closed = False
         self._finished.connect(self._on_self_finished, Qt.ConnectionType.QueuedConnection)
 
     def run(
@@ -43,6 +45,8 @@ class BackgroundTasks(QObject):
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
+        if self._closed:
+            return  # shutting down: callbacks delivered late may still ask for work
         self._in_flight += 1
 
         def wrapped() -> None:
@@ -58,6 +62,8 @@ class BackgroundTasks(QObject):
         return self._in_flight
 
     def shutdown(self) -> None:
+        """Run the queued jobs to the end; later run() calls are dropped."""
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=False)
 
     def _on_self_finished(
@@ -65,6 +71,9 @@ class BackgroundTasks(QObject):
     ) -> None:
         self._in_flight -= 1
         try:
+            # Like a Qt connection, a callback bound to a deleted QObject (a closed
+            # dialog with WA_DeleteOnClose) is dropped instead of touching dead widgets.
+            on_done, on_error = _alive(on_done), _alive(on_error)
             if error is None:
                 if on_done is not None:
                     on_done(result)
@@ -75,6 +84,13 @@ class BackgroundTasks(QObject):
         finally:
             if self._in_flight == 0:
                 self.idle.emit()
+
+
+def _alive(callback: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, QObject) and not shiboken6.isValid(owner):
+        return lambda *_args: None
+    return callback
 
 
 def describe_error(error: BaseException) -> str:

@@ -28,10 +28,6 @@ def cache_axes(plot: pg.PlotWidget) -> None:
         plot.plotItem.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
-def _num(value: float | int | None) -> float:
-    return math.nan if value is None else float(value)
-
-
 def _zero(value: float | int | None) -> float:
     return 0.0 if value is None else float(value)
 
