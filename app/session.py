@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.engine import events as ev
-from app.engine.local import LocalEngine
+from app.engine.base import Engine
+from app.metrics import TurnMetrics
 from app.settings import SamplingSettings
 from app.storage.store import Message, Store
 
@@ -57,15 +58,12 @@ class _Turn:
 class ChatSession:
     """Sends chat turns for stored conversations and persists what comes back."""
 
-    def __init__(self, engine: LocalEngine, store: Store, listener: Listener | None = None) -> None:
+    def __init__(self, engine: Engine, store: Store, listener: Listener | None = None) -> None:
         self.engine = engine
         self.store = store
         self._listener = listener or (lambda event: None)
         self._lock = threading.RLock()
         self._turns: dict[int, _Turn] = {}
-        # Events the engine emits from inside submit(), before the request id
-        # is known here; passed on right after RequestSubmitted.
-        self._held: list[ev.EngineEvent] | None = None
         engine.set_listener(self._on_engine_event)
 
     def set_listener(self, listener: Listener) -> None:
@@ -135,37 +133,36 @@ class ChatSession:
         # stored order is user, reply, user, reply even when a second message is
         # sent before the first reply starts; history() relies on that order.
         placeholder = self.store.add_message(conversation_id, "assistant", "", partial=True)
-        # The lock is held across submit so the reader thread cannot pass on this
-        # request's events before the turn is registered and announced.
+        # The id comes first, so the turn is registered and announced before any
+        # of its events can arrive (they may come from inside submit()).
+        request_id = self.engine.new_request_id()
         with self._lock:
-            self._held = []
-            try:
-                request_id = self.engine.submit(messages, sampling)
-            except BaseException:
-                self.store.delete_message(placeholder.id)
-                raise
-            finally:
-                held, self._held = self._held, None
             self._turns[request_id] = _Turn(
                 conversation_id, user_message_id, sampling, placeholder.id
             )
-            self._listener(
-                RequestSubmitted(
-                    request_id=request_id,
-                    conversation_id=conversation_id,
-                    user_message_id=user_message_id,
-                    assistant_message_id=placeholder.id,
-                )
+        self._listener(
+            RequestSubmitted(
+                request_id=request_id,
+                conversation_id=conversation_id,
+                user_message_id=user_message_id,
+                assistant_message_id=placeholder.id,
             )
-            for event in held:
-                self._listener(event)
+        )
+        try:
+            self.engine.submit(messages, sampling, request_id=request_id)
+        except BaseException:
+            with self._lock:
+                self._turns.pop(request_id, None)
+            self.store.delete_message(placeholder.id)
+            # It was announced: close it as every request is closed, then tell the caller.
+            self._listener(
+                ev.TurnFinished(request_id=request_id, metrics=TurnMetrics(stop_reason="error"))
+            )
+            raise
         return request_id
 
     def _on_engine_event(self, event: ev.EngineEvent) -> None:
         with self._lock:
-            if self._held is not None and event.request_id not in self._turns:
-                self._held.append(event)
-                return
             turn = self._turns.get(event.request_id) if event.request_id is not None else None
             stored: ReplyStored | None = None
             if turn is not None:

@@ -49,7 +49,12 @@ EventSink = ev.EventSink
 
 LOG_TAIL_LINES = 20
 CRASH_LOG_BYTES = 512_000
-KERNEL_FAULT_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE")  # enough for a load at llama.cpp's debug log level
+KERNEL_FAULT_SIGNALS = (
+    "SIGSEGV",
+    "SIGBUS",
+    "SIGILL",
+    "SIGFPE",
+)  # enough for a load at llama.cpp's debug log level
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""ChatSession: commit before send, streamed flushes, queued follow-ups, regenerate and edit."""
+"""ChatSession: commit before send, streamed flushes, queued follow-ups, regenerate and edit.
+
+The session's own rules run against FakeEngine (scripted events with real
+timings, milliseconds a test); what needs a real model (a cached prefix, the
+real model's metadata) runs against LocalEngine and the bundled model.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import queue
 import pytest
 
 from app.engine import events as ev
+from app.engine.fake import FakeEngine, FakeReply
 from app.engine.local import LocalEngine
 from app.session import ChatSession, ReplyStored, RequestSubmitted
 from app.settings import RuntimeSettings, SamplingSettings
@@ -15,13 +21,32 @@ from app.storage.store import Store
 SHORT = SamplingSettings(temperature=0.0, max_tokens=12)
 
 
+def _long_replies(messages):
+    # Every prompt gets a reply longer than any test's max_tokens.
+    return FakeReply(tokens=[f" word{i}" for i in range(2000)])
+
+
 @pytest.fixture
-def chat(bundled_model, tmp_path):
+def chat(tmp_path):
+    store = Store.open(tmp_path / "chat.sqlite3")
+    events: queue.Queue = queue.Queue()
+    engine = FakeEngine(script=_long_replies, token_interval_s=0.004)
+    session = ChatSession(engine, store, events.put)
+    engine.load("fake.gguf", RuntimeSettings(n_ctx=1024, n_threads=1))
+    while not isinstance(events.get(timeout=60), ev.ModelLoaded):
+        pass
+    yield session, store, events
+    engine.close()
+    store.close()
+
+
+@pytest.fixture
+def real_chat(bundled_model, tmp_path):
     store = Store.open(tmp_path / "chat.sqlite3")
     events: queue.Queue = queue.Queue()
     engine = LocalEngine()
     session = ChatSession(engine, store, events.put)
-    engine.load(bundled_model, RuntimeSettings(n_ctx=1024))
+    engine.load(bundled_model, RuntimeSettings(n_ctx=1024, n_threads=2))
     while not isinstance(events.get(timeout=60), ev.ModelLoaded):
         pass
     yield session, store, events
@@ -39,8 +64,8 @@ def _until_stored(events: queue.Queue, request_id: int) -> list:
                 return seen
 
 
-def test_user_message_is_committed_before_the_engine_sees_it(chat, tmp_path):
-    session, store, events = chat
+def test_user_message_is_committed_before_the_engine_sees_it(real_chat, tmp_path):
+    session, store, events = real_chat
     conversation = store.create_conversation(system_prompt="Be brief.")
     request_id = session.send(conversation.id, "Hello there", SHORT)
     # Another connection, as a second process would see it, right after send().
@@ -62,8 +87,8 @@ def test_user_message_is_committed_before_the_engine_sees_it(chat, tmp_path):
     assert store.get_conversation(conversation.id).title == "Hello there"
 
 
-def test_queued_follow_up_sees_the_first_reply(chat):
-    session, store, events = chat
+def test_queued_follow_up_sees_the_first_reply(real_chat):
+    session, store, events = real_chat
     conversation = store.create_conversation()
     # Both sent before the first reply starts.
     first = session.send(conversation.id, "Name a fruit.", SHORT)
@@ -172,3 +197,52 @@ def test_cancelled_reply_is_kept_and_marked_partial(chat):
             break
     reply = store.messages(conversation.id)[-1]
     assert reply.partial and reply.stop_reason == "cancelled" and reply.content
+
+
+def test_every_event_of_a_request_comes_after_its_announcement(chat):
+    """Ids are handed out before submit: no event can precede RequestSubmitted."""
+    session, store, events = chat
+    conversation = store.create_conversation()
+    ids = [session.send(conversation.id, f"message {i}", SHORT) for i in range(5)]
+    announced: set[int] = set()
+    stored: set[int] = set()
+    while stored != set(ids):
+        event = events.get(timeout=10)
+        if isinstance(event, RequestSubmitted):
+            announced.add(event.request_id)
+        elif event.request_id is not None:
+            assert event.request_id in announced, f"{event} before its RequestSubmitted"
+            if isinstance(event, ReplyStored):
+                stored.add(event.request_id)
+
+
+def test_a_crashed_reply_keeps_the_streamed_text_once(tmp_path):
+    store = Store.open(tmp_path / "chat.sqlite3")
+    events: queue.Queue = queue.Queue()
+    reply = FakeReply(tokens=["Once", " upon", " a", " time"], crash_after=3)
+    engine = FakeEngine(script=lambda messages: reply)
+    session = ChatSession(engine, store, events.put)
+    engine.load("fake.gguf", RuntimeSettings(n_threads=1))
+    conversation = store.create_conversation()
+    request_id = session.send(conversation.id, "Tell me a story.", SHORT)
+    seen = _until_stored(events, request_id)
+    finished = next(e for e in seen if isinstance(e, ev.TurnFinished))
+    assert finished.metrics.stop_reason == "error" and finished.text == ""
+    stored = store.messages(conversation.id)[-1]
+    assert stored.content == "Once upon a" and stored.partial
+    engine.close()
+    store.close()
+
+
+def test_a_submit_that_fails_closes_its_announced_request(chat):
+    session, store, events = chat
+    conversation = store.create_conversation()
+    session.engine.close()
+    with pytest.raises(Exception, match="closed"):
+        session.send(conversation.id, "Hello?", SHORT)
+    submitted = events.get(timeout=5)
+    while not isinstance(submitted, RequestSubmitted):
+        submitted = events.get(timeout=5)
+    finished = events.get(timeout=5)
+    assert isinstance(finished, ev.TurnFinished) and finished.request_id == submitted.request_id
+    assert [m.role for m in store.messages(conversation.id)] == ["user"]  # no empty reply row
