@@ -87,21 +87,3 @@ def decode_figures(token_times_ns: Sequence[int]) -> dict[str, float | None]:
         "itl_ms_p95": percentile(gaps, 95),
         "itl_ms_p99": percentile(gaps, 99),
     }
-
-
-def format_metrics_line(m: TurnMetrics) -> str:
-    """One human line, as the CLI prints after each reply."""
-
-    def num(value: float | None, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    fill = "-" if m.kv_fill is None else f"{m.kv_fill * 100:.1f}%"
-    return (
-        f"queue {num(m.queue_ms, '.0f')} ms | ttft {num(m.ttft_ms, '.0f')} ms | "
-        f"prefill {num(m.prompt_tokens_evaluated, 'd')}/{num(m.prompt_tokens, 'd')} tok "
-        f"@ {num(m.prefill_tok_s, '.0f')} tok/s | "
-        f"decode {num(m.output_tokens, 'd')} tok @ {num(m.decode_tok_s, '.1f')} tok/s "
-        f"(itl p50 {num(m.itl_ms_p50, '.1f')} ms) | "
-        f"kv {num(m.kv_cells_used, 'd')}/{num(m.kv_cells_total, 'd')} ({fill}) | "
-        f"{m.stop_reason or '-'} | total {num(m.total_ms, '.0f')} ms"
-    )

@@ -18,24 +18,10 @@ from app.cli.common import (
     sampling_from_args,
 )
 from app.engine import events as ev
-from app.errors import GlassboxError
 from app.metrics import TurnMetrics
+from app.metrics_columns import table_header, table_row
+from app.prompts_file import read_prompts
 from app.storage.store import Store
-
-COLUMNS: tuple[tuple[str, str, str], ...] = (
-    # (header, TurnMetrics field, format)
-    ("prompt", "prompt_tokens", "d"),
-    ("cached", "prompt_tokens_cached", "d"),
-    ("eval", "prompt_tokens_evaluated", "d"),
-    ("ttft ms", "ttft_ms", ".1f"),
-    ("prefill t/s", "prefill_tok_s", ".1f"),
-    ("out", "output_tokens", "d"),
-    ("decode t/s", "decode_tok_s", ".1f"),
-    ("itl p50", "itl_ms_p50", ".2f"),
-    ("itl p95", "itl_ms_p95", ".2f"),
-    ("kv fill", "kv_fill", ".3f"),
-    ("stop", "stop_reason", "s"),
-)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,23 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_common_flags(parser)
     add_sampling_flags(parser, max_tokens=128, seed=0, temperature=0.7)
-    parser.add_argument("--prompts", required=True, metavar="FILE", help="one prompt a line")
+    parser.add_argument(
+        "--prompts", required=True, metavar="FILE", help="one prompt a line (# comments)"
+    )
     parser.add_argument("--json", metavar="OUT", help="write model, settings and turns here")
     parser.add_argument("--system", default="", help="system prompt")
     parser.set_defaults(run=run)
-
-
-def read_prompts(path: str) -> list[str]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise GlassboxError(f"cannot read prompts file {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise GlassboxError(f"prompts file {path} is not UTF-8 text ({exc.reason})") from exc
-    prompts = [line.strip() for line in lines if line.strip()]
-    if not prompts:
-        raise GlassboxError(f"prompts file {path} has no prompts (one a line)")
-    return prompts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,12 +48,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             print(describe_loaded(loaded.loaded), file=sys.stderr)
             conversation_id = store.create_conversation("bench", args.system).id
-            print(_row(["turn", *(c[0] for c in COLUMNS)]))
+            print(table_header())
             turns: list[TurnMetrics] = []
             for index, prompt in enumerate(prompts, start=1):
                 metrics = _run_turn(loaded, conversation_id, prompt, sampling)
                 turns.append(metrics)
-                print(_row([str(index), *(_cell(metrics, f, spec) for _, f, spec in COLUMNS)]))
+                print(table_row(index, metrics))
         finally:
             loaded.close()
     if args.json:
@@ -107,12 +82,3 @@ def _run_turn(loaded: Any, conversation_id: int, prompt: str, sampling: Any) -> 
         elif isinstance(event, ev.TurnFinished):
             metrics: TurnMetrics = event.metrics
             return metrics
-
-
-def _cell(metrics: TurnMetrics, field: str, spec: str) -> str:
-    value = getattr(metrics, field)
-    return "-" if value is None else format(value, spec)
-
-
-def _row(cells: list[str]) -> str:
-    return "  ".join(cell.rjust(11) if i else cell.rjust(4) for i, cell in enumerate(cells))

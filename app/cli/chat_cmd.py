@@ -15,7 +15,7 @@ from app.cli.common import (
 )
 from app.engine import events as ev
 from app.errors import GlassboxError
-from app.metrics import format_metrics_line
+from app.metrics_columns import format_metrics_line
 from app.settings import SamplingSettings
 from app.storage.store import Store
 
