@@ -24,3 +24,7 @@ class ContextOverflowError(GlassboxError):
 
 class EngineUnavailableError(GlassboxError):
     """The engine is closed or has no model loaded."""
+
+
+class EngineTimeoutError(GlassboxError):
+    """The engine sent no event for longer than a caller was willing to wait."""

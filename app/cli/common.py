@@ -11,15 +11,15 @@ from pathlib import Path
 
 from app.engine import events as ev
 from app.engine.local import LocalEngine
-from app.errors import GlassboxError, ModelFileError
+from app.errors import EngineTimeoutError, GlassboxError
 from app.models.fit_check import estimate_vs_loaded, format_memory_rows
-from app.models.gguf_file import read_gguf_info
-from app.paths import BUNDLED_MODEL_HINT, bundled_model_path
+from app.models.resolve import resolve_model_path
 from app.session import ChatSession
 from app.settings import REPACK_MODES, RuntimeSettings, SamplingSettings
 from app.storage.store import Store
 
 LOAD_TIMEOUT_S = 600.0
+EVENT_TIMEOUT_S = 600.0  # the longest wait for the next event of a running turn
 EVENT_POLL_S = 0.1
 
 
@@ -96,15 +96,7 @@ def runtime_from_args(
 
 def resolve_model(args: argparse.Namespace) -> Path:
     """--model, else the bundled model; validated here so errors come before any loading."""
-    if args.model:
-        path = Path(args.model).expanduser()
-    else:
-        bundled = bundled_model_path()
-        if bundled is None:
-            raise ModelFileError(BUNDLED_MODEL_HINT)
-        path = bundled
-    read_gguf_info(path)
-    return path
+    return resolve_model_path(getattr(args, "model", None))
 
 
 @dataclass
@@ -112,9 +104,17 @@ class LoadedSession:
     session: ChatSession
     events: queue.Queue[ev.EngineEvent]
     loaded: ev.ModelLoaded
+    event_timeout_s: float = EVENT_TIMEOUT_S
 
     def next_event(self) -> ev.EngineEvent:
-        return self.events.get(timeout=LOAD_TIMEOUT_S)
+        """The engine's next event; EngineTimeoutError when it sends none for a long time."""
+        try:
+            return self.events.get(timeout=self.event_timeout_s)
+        except queue.Empty:
+            raise EngineTimeoutError(
+                f"the engine sent nothing for {self.event_timeout_s:g} s and looks stuck; "
+                "try again, or a smaller model or --max-tokens"
+            ) from None
 
     def close(self) -> None:
         self.session.engine.close()

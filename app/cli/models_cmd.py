@@ -9,7 +9,6 @@ import threading
 from typing import Any
 
 from app.cli.common import add_common_flags
-from app.errors import GlassboxError
 from app.models.fit import estimate_fit, format_bytes, rough_verdict_for_size
 from app.models.library import ModelLibrary
 from app.settings import KV_CACHE_TYPES, RuntimeSettings
@@ -84,11 +83,9 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from app.paths import BUNDLED_MODEL_HINT, bundled_model_path
+    from app.models.resolve import resolve_model_path
 
-    model = args.model or bundled_model_path()
-    if model is None:
-        raise GlassboxError(BUNDLED_MODEL_HINT)
+    model = resolve_model_path(args.model)
     n_ctx = args.ctx if args.ctx is not None else RuntimeSettings().n_ctx
     estimate = estimate_fit(model, n_ctx, args.kv_type, n_batch=args.batch)
     if args.json:
