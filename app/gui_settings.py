@@ -8,11 +8,11 @@ group, so one bad value never stops the app from starting.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.atomic_file import write_json_atomic
 from app.errors import GlassboxError
 from app.paths import data_dir
 from app.settings import RuntimeSettings, SamplingSettings, gui_runtime_defaults
@@ -61,7 +61,4 @@ class GuiSettings:
             "sampling": self.sampling.to_dict(),
             "theme": self.theme,
         }
-        target = self.path()
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        os.replace(tmp, target)
+        write_json_atomic(self.path(), data)

@@ -17,17 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import GlassboxError
-
-
-def _read_prompts(path: str) -> list[str]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise GlassboxError(f"cannot read prompts file {path}: {exc.strerror}") from None
-    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if not prompts:
-        raise GlassboxError(f"no prompts in {path} (one prompt a line)")
-    return prompts
+from app.metrics_columns import format_table
+from app.prompts_file import read_prompts
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -40,30 +31,8 @@ def _parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def metrics_table(turns: list[tuple[int, Any]]) -> str:
-    header = (
-        f"{'turn':>4} {'queue_ms':>8} {'ttft_ms':>8} {'prompt':>6} {'cached':>6} {'prefill/s':>9} "
-        f"{'output':>6} {'decode/s':>8} {'itl_p50':>7} {'kv_used':>7} {'kv_fill':>7} {'stop':>9}"
-    )
-    rows = [header]
-
-    def f(value: Any, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    for i, (_mid, m) in enumerate(turns, start=1):
-        rows.append(
-            f"{i:>4} {f(m.queue_ms, '8.0f')} {f(m.ttft_ms, '8.0f')} {f(m.prompt_tokens, '6d')} "
-            f"{f(m.prompt_tokens_cached, '6d')} {f(m.prefill_tok_s, '9.0f')} "
-            f"{f(m.output_tokens, '6d')} "
-            f"{f(m.decode_tok_s, '8.1f')} {f(m.itl_ms_p50, '7.1f')} {f(m.kv_cells_used, '7d')} "
-            f"{f(None if m.kv_fill is None else m.kv_fill * 100, '6.1f')}% "
-            f"{m.stop_reason or '-':>9}"
-        )
-    return "\n".join(rows)
-
-
 def run(args: argparse.Namespace) -> int:
-    prompts = _read_prompts(args.prompts)
+    prompts = read_prompts(args.prompts)
     width, height = _parse_size(args.size)
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -221,7 +190,7 @@ class _DemoDriver:
         if not window.grab().save(self.screenshot):
             self._fail(f"could not write {self.screenshot}")
             return
-        print(metrics_table(turns))
+        print(format_table(m for _message_id, m in turns))
         info = window.engine.model_info
         if info is not None:
             batch = info.settings.get("n_threads_batch") or info.n_threads

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.gui_settings import GuiSettings
@@ -17,19 +16,10 @@ if TYPE_CHECKING:
 
 
 def resolve_model(args: argparse.Namespace, remembered: str | None) -> str:
-    from app.errors import ModelFileError
-    from app.paths import BUNDLED_MODEL_HINT, bundled_model_path
+    """--model, else the remembered model while it is still usable, else the bundled one."""
+    from app.models.resolve import resolve_model_path
 
-    if getattr(args, "model", None):
-        if not Path(args.model).is_file():
-            raise ModelFileError(f"model file not found: {args.model}")
-        return str(Path(args.model).resolve())
-    if remembered and Path(remembered).is_file():
-        return remembered
-    bundled = bundled_model_path()
-    if bundled is None:
-        raise ModelFileError(BUNDLED_MODEL_HINT)
-    return str(bundled)
+    return str(resolve_model_path(getattr(args, "model", None), remembered))
 
 
 def create_application(theme_name: str) -> QApplication:

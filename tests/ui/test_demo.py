@@ -36,7 +36,7 @@ def test_demo_writes_a_non_blank_png_of_the_requested_size(tmp_path, glassbox_ho
         env=env,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "queue_ms" in result.stdout and "   2 " in result.stdout
+    assert "queue ms" in result.stdout and "   2 " in result.stdout
     image = QImage(str(out))
     assert (image.width(), image.height()) == (1100, 700)
     colours = {image.pixel(x, y) for x in range(0, 1100, 37) for y in range(0, 700, 23)}
@@ -107,8 +107,19 @@ def test_demo_closes_the_store_when_the_model_fails_to_load(qtbot, tmp_path, mon
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # the demo installs its own
     monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path / "mine"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # A well-formed GGUF header (it passes the check made before loading) that
+    # llama.cpp cannot load: the failure comes from the engine, with the window up.
+    import gguf
+    import numpy as np
+
     broken = tmp_path / "broken.gguf"
-    broken.write_bytes(b"GGUF" + b"\x00" * 20)
+    writer = gguf.GGUFWriter(str(broken), "llama")
+    writer.add_block_count(1)
+    writer.add_tensor("a.weight", np.ones((8,), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
     assert demo.run(_demo_args(tmp_path, broken)) == 1
     assert closed, "the demo's store was left open"
     assert os.environ["GLASSBOX_HOME"] == str(tmp_path / "mine")

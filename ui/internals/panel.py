@@ -15,32 +15,26 @@ from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QGridLayout, QLabel, QToolTip, QVBoxLayout, QWidget
 
 from app.engine.events import ModelLoaded
-from app.metrics import FIELD_NAMES, TurnMetrics
+from app.metrics import TurnMetrics
+from app.metrics_columns import COLUMNS, fmt, metrics_rows
 from ui.infra import theme
-from ui.internals.turn_plots import MIB, KvPlot, LivePlot, RatePlot, TtftPlot, TurnPlot
+from ui.internals.turn_plots import KvPlot, LivePlot, RatePlot, TtftPlot, TurnPlot
 
 REDRAW_INTERVAL_MS = 40  # 25 Hz
 
 
-def _fmt(value: object, spec: str = ".0f", unit: str = "") -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        return f"{format(value, spec)}{unit}"
-    return str(value)
-
-
 def metrics_tooltip(turn: int, m: TurnMetrics) -> str:
     """Every field of one turn, for the hover tooltip."""
-    rows = []
-    for name in FIELD_NAMES:
-        value = getattr(m, name)
-        if isinstance(value, float):
-            text = f"{value:.3f}" if name == "kv_fill" else f"{value:.1f}"
-        else:
-            text = "–" if value is None else str(value)
-        rows.append(f"<tr><td>{name}</td><td align='right'>{html.escape(text)}</td></tr>")
+    rows = [
+        f"<tr><td>{name}</td><td align='right'>{html.escape(text)}</td></tr>"
+        for name, text in metrics_rows(m)
+    ]
     return f"<b>Turn {turn}</b><table>{''.join(rows)}</table>"
+
+
+def _num(field: str, value: object) -> str:
+    """A figure without its unit, for readout cells that name the unit once."""
+    return COLUMNS[field].format(value)
 
 
 class InternalsPanel(QWidget):
@@ -249,38 +243,45 @@ class InternalsPanel(QWidget):
             last_itl = self._live_itl_ms[-1] if self._live_itl_ms else None
             cells = [
                 ("state", self._live_state),
-                ("queue", _fmt(queue, ".0f", " ms")),
-                ("prompt", f"{_fmt(prompt, 'd')} tok ({_fmt(cached, 'd')} cached)"),
-                ("output", f"{n} tok"),
-                ("decode", _fmt(decode, ".1f", " tok/s")),
-                ("last ITL", _fmt(last_itl, ".1f", " ms")),
-            ]
-        else:
-            kv_bytes = (
-                f"{m.kv_bytes_used / MIB:.1f} / {m.kv_bytes_total / MIB:.1f} MiB"
-                if m.kv_bytes_used is not None and m.kv_bytes_total
-                else "–"
-            )
-            fill = "–" if m.kv_fill is None else f"{m.kv_fill * 100:.1f}%"
-            cells = [
-                ("queue", _fmt(m.queue_ms, ".0f", " ms")),
-                ("TTFT", _fmt(m.ttft_ms, ".0f", " ms")),
+                ("queue", fmt("queue_ms", queue)),
                 (
                     "prompt",
-                    f"{_fmt(m.prompt_tokens, 'd')} tok "
-                    f"({_fmt(m.prompt_tokens_cached, 'd')} cached)",
+                    f"{fmt('prompt_tokens', prompt)} ({_num('prompt_tokens_cached', cached)} "
+                    "cached)",
                 ),
-                ("prefill", _fmt(m.prefill_tok_s, ".0f", " tok/s")),
-                ("output", f"{_fmt(m.output_tokens, 'd')} tok"),
-                ("decode", _fmt(m.decode_tok_s, ".1f", " tok/s")),
-                ("ITL p50/p95", f"{_fmt(m.itl_ms_p50, '.1f')} / {_fmt(m.itl_ms_p95, '.1f')} ms"),
+                ("output", fmt("output_tokens", n)),
+                ("decode", fmt("decode_tok_s", decode)),
+                ("last ITL", fmt("itl_ms_p50", last_itl)),
+            ]
+        else:
+            cells = [
+                ("queue", fmt("queue_ms", m.queue_ms)),
+                ("TTFT", fmt("ttft_ms", m.ttft_ms)),
+                (
+                    "prompt",
+                    f"{fmt('prompt_tokens', m.prompt_tokens)} "
+                    f"({_num('prompt_tokens_cached', m.prompt_tokens_cached)} cached)",
+                ),
+                ("prefill", fmt("prefill_tok_s", m.prefill_tok_s)),
+                ("output", fmt("output_tokens", m.output_tokens)),
+                ("decode", fmt("decode_tok_s", m.decode_tok_s)),
+                (
+                    "ITL p50/p95",
+                    f"{_num('itl_ms_p50', m.itl_ms_p50)} / {fmt('itl_ms_p95', m.itl_ms_p95)}",
+                ),
                 (
                     "KV",
-                    f"{_fmt(m.kv_cells_used, 'd')}/{_fmt(m.kv_cells_total, 'd')} cells ({fill})",
+                    f"{_num('kv_cells_used', m.kv_cells_used)}/"
+                    f"{_num('kv_cells_total', m.kv_cells_total)} cells "
+                    f"({fmt('kv_fill', m.kv_fill)})",
                 ),
-                ("KV bytes", kv_bytes),
-                ("stop", _fmt(m.stop_reason)),
-                ("total", _fmt(m.total_ms, ".0f", " ms")),
+                (
+                    "KV bytes",
+                    f"{_num('kv_bytes_used', m.kv_bytes_used)} / "
+                    f"{fmt('kv_bytes_total', m.kv_bytes_total)}",
+                ),
+                ("stop", fmt("stop_reason", m.stop_reason)),
+                ("total", fmt("total_ms", m.total_ms)),
             ]
         rows = []
         for i in range(0, len(cells), 2):
