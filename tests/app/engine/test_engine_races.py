@@ -154,11 +154,10 @@ def test_the_state_lock_is_free_while_a_worker_spawns(bundled_model):
 
         def watch():
             while not done.is_set():
-                if engine._spawn_lock.locked():
-                    if engine._lock.acquire(blocking=False):
-                        engine._lock.release()
-                        seen_free.set()
-                        return
+                if engine._spawn_lock.locked() and engine._lock.acquire(blocking=False):
+                    engine._lock.release()
+                    seen_free.set()
+                    return
 
         watcher = threading.Thread(target=watch)
         watcher.start()
