@@ -13,10 +13,8 @@ callback.
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import os
-import random
 import signal
 import time
 import traceback
@@ -29,19 +27,12 @@ from typing import Any
 from app.engine import events as ev
 from app.engine.kv_log import parse_kv_report
 from app.engine.llama_hooks import ModelParamsHook, log_ring, on_llama_log, redirect_output
-from app.engine.prompting import (
-    PLAIN_STOP,
-    Message,
-    find_stop,
-    fit_history,
-    held_stop_prefix,
-    plain_prompt,
-)
+from app.engine.prompting import PLAIN_STOP, Message, plain_prompt
 from app.engine.thread_probe import run_tune
+from app.engine.turn_runner import run_turn
 from app.engine.worker_process import LOAD_MARK, WARM_UP_MARK
-from app.errors import GlassboxError
-from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
-from app.settings import KV_CACHE_TYPES, RuntimeSettings, SamplingSettings
+from app.metrics import ns_to_ms
+from app.settings import KV_CACHE_TYPES, RuntimeSettings
 
 # Fault injection for the tests of the repack fallback, read only here: with
 # extra buffers allowed, the worker dies with SIGSEGV where llama.cpp's AMX
@@ -229,121 +220,6 @@ class Loaded:
         return int(self.llama_cpp.llama_memory_seq_pos_max(memory, 0)) + 1
 
 
-def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[str, Any]) -> None:
-    request_id: int = request["request_id"]
-    sampling = SamplingSettings.from_dict(request["sampling"])
-    started_ns = time.monotonic_ns()
-    queue_ms = ns_to_ms(started_ns - request["submit_ns"])
-
-    reserve = min(sampling.max_tokens, max(1, model.n_ctx // 4))
-    holder: dict[str, Any] = {}
-
-    def count(messages: Sequence[Message]) -> int:
-        holder["tokens"], holder["stops"] = model.tokenize_chat(messages)
-        return len(holder["tokens"])
-
-    try:
-        _, dropped, _ = fit_history(request["messages"], count, model.n_ctx, reserve)
-    except GlassboxError as exc:
-        conn.send(ev.EngineError(request_id=request_id, message=str(exc)))
-        conn.send(
-            ev.TurnFinished(
-                request_id=request_id, metrics=TurnMetrics(queue_ms=queue_ms, stop_reason="error")
-            )
-        )
-        return
-    tokens: list[int] = holder["tokens"]
-    stops = tuple(sampling.stop) + tuple(holder["stops"])
-    cached = model.cached_prefix(tokens)
-    conn.send(
-        ev.TurnStarted(
-            request_id=request_id,
-            t_ns=started_ns,
-            queue_ms=queue_ms,
-            prompt_tokens=len(tokens),
-            prompt_tokens_cached=cached,
-            dropped_messages=dropped,
-        )
-    )
-
-    llm = model.llm
-    llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(32))
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    is_eog = model.llama_cpp.llama_vocab_is_eog
-    vocab = model.vocab
-    detok = model.model.detokenize
-    times: list[int] = []
-    text = ""
-    streamed = 0  # characters of text already sent in Token events
-    stop_reason = "length"
-    prefill_started = time.monotonic_ns()
-    prefill_ns = 0
-    generator = llm.generate(
-        tokens,
-        top_k=sampling.top_k,
-        top_p=sampling.top_p,
-        min_p=sampling.min_p,
-        temp=sampling.temperature,
-        repeat_penalty=sampling.repeat_penalty,
-    )
-    for token in generator:
-        now = time.monotonic_ns()
-        if not times and not prefill_ns:
-            prefill_ns = now - prefill_started
-        if is_eog(vocab, token):
-            stop_reason = "eos"
-            break
-        times.append(now)
-        searched_from = len(text)
-        text += decoder.decode(detok([token]))
-        cut = find_stop(text, stops, searched_from)
-        # Text that may be the start of a stop string is held back, so the stream
-        # never shows what the final reply will not contain.
-        safe = cut if cut >= 0 else len(text) - held_stop_prefix(text, stops)
-        conn.send(
-            ev.Token(
-                request_id=request_id,
-                index=len(times) - 1,
-                token_id=token,
-                text=text[streamed:safe],
-                t_ns=now,
-            )
-        )
-        streamed = safe
-        if cut >= 0:
-            text = text[:cut]
-            stop_reason = "stop"
-            break
-        if len(times) >= sampling.max_tokens or llm.n_tokens >= model.n_ctx:
-            stop_reason = "length"
-            break
-        if cancel.is_set():
-            stop_reason = "cancelled"
-            break
-    generator.close()
-    text += decoder.decode(b"", final=True)
-
-    cells_used = model.kv_cells_used()
-    evaluated = len(tokens) - cached
-    metrics = TurnMetrics(
-        queue_ms=queue_ms,
-        prefill_ms=ns_to_ms(prefill_ns),
-        prompt_tokens=len(tokens),
-        prompt_tokens_cached=cached,
-        prompt_tokens_evaluated=evaluated,
-        prefill_tok_s=rate_per_s(evaluated, prefill_ns),
-        output_tokens=len(times),
-        kv_cells_used=cells_used,
-        kv_cells_total=model.kv_cells_total,
-        kv_fill=cells_used / model.kv_cells_total,
-        kv_bytes_used=cells_used * model.kv_bytes_per_cell,
-        kv_bytes_total=model.kv_bytes_total,
-        stop_reason=stop_reason,
-        **decode_figures(times),
-    )
-    conn.send(ev.TurnFinished(request_id=request_id, text=text, metrics=metrics))
-
-
 def _load(
     payload: dict[str, Any], conn: Connection, cancel: EventType, hook: ModelParamsHook
 ) -> Loaded | None:
@@ -370,6 +246,11 @@ def _load(
     return loaded
 
 
+def _send_all(conn: Connection, events: Sequence[ev.EngineEvent]) -> None:
+    for event in events:
+        conn.send(event)
+
+
 def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
     """Entry point of the child process: serve commands until "close" or EOF."""
     # Ctrl+C in a terminal signals the whole foreground process group; the
@@ -394,17 +275,7 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
                 model = _load(payload, conn, cancel, hook) or model
             elif command == "chat":
                 if model is None:
-                    conn.send(
-                        ev.EngineError(
-                            request_id=payload["request_id"], message="no model is loaded"
-                        )
-                    )
-                    conn.send(
-                        ev.TurnFinished(
-                            request_id=payload["request_id"],
-                            metrics=TurnMetrics(stop_reason="error"),
-                        )
-                    )
+                    _send_all(conn, ev.failed_turn(payload["request_id"], "no model is loaded"))
                     continue
                 model.turns += 1
                 if model.turns == 1:
@@ -417,12 +288,9 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
         except Exception as exc:  # report, keep serving
             traceback.print_exc()
             request_id = payload.get("request_id") if isinstance(payload, dict) else None
-            conn.send(
-                ev.EngineError(
-                    request_id=request_id, message=f"engine error: {type(exc).__name__}: {exc}"
-                )
-            )
+            message = f"engine error: {type(exc).__name__}: {exc}"
             if command == "chat":
-                conn.send(
-                    ev.TurnFinished(request_id=request_id, metrics=TurnMetrics(stop_reason="error"))
-                )
+                _send_all(conn, ev.failed_turn(request_id, message))
+            else:
+                load_id = payload.get("load_id") if isinstance(payload, dict) else None
+                conn.send(ev.EngineError(message=message, load_id=load_id))
