@@ -14,6 +14,11 @@ def autotune(tmp_path, monkeypatch):
     # Set before the window fixture loads the model (fixtures run in argument order).
     monkeypatch.setenv("GLASSBOX_AUTOTUNE", "1")
     monkeypatch.setenv("GLASSBOX_CACHE", str(tmp_path / "cache"))
+    from ui.chrome.thread_tuner import ThreadTuner
+
+    # A small measurement: on a busy shared machine the full one can take minutes.
+    small = {"counts": [1, 2], "rounds": 1, "decode_tokens": 8}
+    monkeypatch.setattr(ThreadTuner, "tune_options", small)
     return tmp_path / "cache"
 
 
@@ -32,7 +37,7 @@ def test_window_measures_threads_and_a_message_stops_a_measurement(
         )
     )
     if tuner.last_result is None:
-        with qtbot.waitSignal(tuner.tuning_finished, timeout=180_000):
+        with qtbot.waitSignal(tuner.tuning_finished, timeout=300_000):
             pass
     result = tuner.last_result
     assert result is not None and not result.cancelled and not result.error
@@ -47,19 +52,23 @@ def test_window_measures_threads_and_a_message_stops_a_measurement(
 
     dialog = window.open_settings()
     page = dialog.tabs.widget(dialog.tabs.count() - 1)
-    qtbot.waitUntil(lambda: page.table.rowCount() == len(stored.rows), timeout=10_000)
+    qtbot.waitUntil(lambda: page.table.rowCount() == len(stored.rows), timeout=60_000)
     assert "Chosen:" in page.chosen.text()
 
     # Measure again from Settings, then send a message: the measurement stops
     # and the message is answered.
+    # Long enough that the message surely arrives before it ends by itself.
+    tuner.tune_options = {"counts": [1, 2], "rounds": 2, "decode_tokens": 400}
     with qtbot.waitSignal(tuner.tuning_started, timeout=10_000):
         page.measure_button.click()
     dialog.reject()
+    seen = len(streamed)
+    qtbot.waitUntil(lambda: len(streamed) > seen, timeout=60_000)  # decoding now
     assert window.chat.reply_widget(BUBBLE_KEY) is not None
     replies: list = []
     window.controller.reply_finished.connect(replies.append)
     with qtbot.waitSignals(
-        [tuner.tuning_finished, window.controller.reply_finished], timeout=120_000
+        [tuner.tuning_finished, window.controller.reply_finished], timeout=300_000
     ):
         window.controller.send("Say hello.")
     cancelled = tuner.last_result

@@ -112,6 +112,14 @@ class EngineStatusBar(QStatusBar):
             if batch == info.n_threads
             else f"{info.n_threads} decode / {batch} prefill threads"
         )
+        source = {
+            "tuned": "the counts measured fastest on this machine (Settings > Threads)",
+            "explicit": "set in Settings or with --threads",
+            "default": "every usable core; not measured yet",
+        }.get(info.threads_source, "")
+        self.threads_label.setToolTip(
+            "CPU threads used for inference" + (f": {source}" if source else "")
+        )
         self.kv_label.setText(f"KV {info.kv_bytes_total / (1024 * 1024):.1f} MiB")
 
     def set_load_progress(self, fraction: float) -> None:

@@ -43,6 +43,10 @@ class ThreadTuner(QObject):
     tuning_started = Signal()
     tuning_finished = Signal(object)
 
+    # Passed to LocalEngine.tune (counts, rounds, decode_tokens); empty: its
+    # defaults. A test makes the measurement small here.
+    tune_options: dict[str, Any] = {}  # noqa: RUF012 - replaced, never mutated
+
     def __init__(
         self, *, engine: Any, bridge: Any, chat: Any, status: Any, tasks: Any, parent: Any = None
     ) -> None:
@@ -68,7 +72,7 @@ class ThreadTuner(QObject):
     def _try_start(self) -> bool:
         if not self._wanted or self.engine.tuning:
             return False
-        if not self.engine.tune():
+        if not self.engine.tune(**self.tune_options):
             return False  # busy: tried again when the engine goes idle
         self._wanted = False
         self.chat.add_request(BUBBLE_KEY, None)
@@ -105,6 +109,9 @@ class ThreadTuner(QObject):
         elif isinstance(event, ev.TuneFinished):
             self.chat.remove_reply(BUBBLE_KEY)
             self.last_result = event
+            info = self.engine.model_info  # the engine updated it before this event
+            if event.applied and info is not None:
+                self.status.set_model_info(info)
             self.status.showMessage(describe_result(event), 10_000)
             self.tuning_finished.emit(event)
         elif isinstance(event, ev.ModelLoaded):
