@@ -16,7 +16,6 @@ loads once more without repacking instead, and the waiting requests are served.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import itertools
 import queue
 import threading
@@ -29,12 +28,9 @@ from typing import Any
 
 from app.engine import events as ev
 from app.engine import thread_tuning
-from app.engine.kv_log import parse_kv_report
 from app.engine.pending_turn import MessagesSource, PendingTurn, exit_signal_name
-from app.engine.repack_guard import RepackMemory, RepackPlan, fallback_reason, plan_for
+from app.engine.repack_guard import RepackMemory, RepackPlan, crash_reason, plan_for
 from app.engine.worker_process import (
-    LOAD_MARK,
-    WARM_UP_MARK,
     WorkerProcess,
     new_log_path,
     read_log_tail,
@@ -523,34 +519,13 @@ class LocalEngine:
         with self._lock:
             current, info = self._current, self.model_info
             apply_decode, apply_batch = self._tune_apply
-        if event.n_threads is None or event.n_threads_batch is None or current is None:
+        if current is None:
             return
-        result = thread_tuning.TunedThreads(
-            n_threads=event.n_threads,
-            n_threads_batch=event.n_threads_batch,
-            rows=list(event.rows),
-            context=event.context,
-        )
-        try:
-            event.stored_in = str(thread_tuning.store_tuned(current.path, result))
-        except OSError as exc:
-            event.error = f"measured, but could not store the result: {exc}"
-        if not event.applied or info is None:
-            return
-        settings = dict(info.settings)
-        if apply_decode:
-            settings["n_threads"] = event.n_threads
-        if apply_batch:
-            settings["n_threads_batch"] = event.n_threads_batch
-        updated = dataclasses.replace(
-            info,
-            n_threads=settings["n_threads"],
-            settings=settings,
-            threads_source=thread_tuning.SOURCE_TUNED,
-        )
-        with self._lock:
-            if self.model_info is info:
-                self.model_info = updated
+        updated = thread_tuning.record_result(event, current.path, info, apply_decode, apply_batch)
+        if updated is not None:
+            with self._lock:
+                if self.model_info is info:
+                    self.model_info = updated
 
     def _on_exit(self, worker: WorkerProcess) -> None:
         code = worker.exitcode
@@ -619,15 +594,7 @@ class LocalEngine:
     ) -> None:
         """Load the same model once more with repacking off, and remember why."""
         log = read_log_tail(self.log_path, CRASH_LOG_BYTES)
-        marks = [i for i, line in enumerate(log) if line.startswith(LOAD_MARK)]
-        this_load = log[marks[-1] :] if marks else log
-        if not while_loading:
-            phase = "in the first turn after loading"
-        elif any(line.startswith(WARM_UP_MARK) for line in this_load):
-            phase = "warming up"
-        else:
-            phase = "loading the model"
-        reason = fallback_reason(parse_kv_report(this_load).extra_mib, phase, status)
+        reason = crash_reason(log, while_loading, status)
         try:
             self.repack_memory.remember_off(suspect.path, reason)
         except OSError:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from app.atomic_file import write_json_atomic
+from app.engine.kv_log import parse_kv_report
+from app.engine.worker_process import LOAD_MARK, WARM_UP_MARK
 from app.machine import machine_model_key
 from app.paths import cache_dir
 
@@ -100,3 +102,17 @@ def fallback_reason(extra_buffers: dict[str, float] | None, phase: str, status: 
     else:
         what = "llama.cpp crashed on this CPU with weight repacking allowed"
     return f"{what} ({status}, {phase}); running without weight repacking"
+
+
+def crash_reason(log: list[str], while_loading: bool, status: str) -> str:
+    """The fallback's reason from the worker's log: the phase it died in (the worker
+    marks the start of each load and of its warm-up) and the extra buffers it made."""
+    marks = [i for i, line in enumerate(log) if line.startswith(LOAD_MARK)]
+    this_load = log[marks[-1] :] if marks else log
+    if not while_loading:
+        phase = "in the first turn after loading"
+    elif any(line.startswith(WARM_UP_MARK) for line in this_load):
+        phase = "warming up"
+    else:
+        phase = "loading the model"
+    return fallback_reason(parse_kv_report(this_load).extra_mib, phase, status)

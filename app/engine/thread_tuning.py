@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.atomic_file import write_json_atomic
-from app.engine.events import ThreadMeasurement
+from app.engine.events import ModelLoaded, ThreadMeasurement, TuneFinished
 from app.machine import cpu_model, llama_cpp_version, model_file_key
 from app.paths import cache_dir
 from app.settings import RuntimeSettings
@@ -285,3 +285,39 @@ def resolve_threads(
     if settings.n_threads_batch is not None:
         batch = settings.n_threads_batch
     return settings.with_changes(n_threads=decode, n_threads_batch=batch), source
+
+
+def record_result(
+    event: TuneFinished,
+    model_path: str | Path,
+    info: ModelLoaded | None,
+    apply_decode: bool,
+    apply_batch: bool,
+) -> ModelLoaded | None:
+    """Store a completed measurement (noting where, or why not, on the event).
+
+    Returns the loaded model's record with the new counts when the worker
+    applied them (its settings left threads unset), else None.
+    """
+    if event.n_threads is None or event.n_threads_batch is None:
+        return None
+    result = TunedThreads(
+        n_threads=event.n_threads,
+        n_threads_batch=event.n_threads_batch,
+        rows=list(event.rows),
+        context=event.context,
+    )
+    try:
+        event.stored_in = str(store_tuned(model_path, result))
+    except OSError as exc:
+        event.error = f"measured, but could not store the result: {exc}"
+    if not event.applied or info is None:
+        return None
+    settings = dict(info.settings)
+    if apply_decode:
+        settings["n_threads"] = event.n_threads
+    if apply_batch:
+        settings["n_threads_batch"] = event.n_threads_batch
+    return replace(
+        info, n_threads=settings["n_threads"], settings=settings, threads_source=SOURCE_TUNED
+    )
