@@ -18,6 +18,10 @@ from app.paths import data_dir
 from app.settings import RuntimeSettings, SamplingSettings, gui_runtime_defaults
 
 FILE_NAME = "gui_settings.json"
+# Version 2: thread counts are stored only when the user chose them. Files
+# without a version hold the old default (one decode thread fewer than the
+# cores) as if chosen; they load with threads unset, so the measured counts apply.
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -43,8 +47,12 @@ class GuiSettings:
         if raw.get("theme") in ("system", "light", "dark"):
             result.theme = raw["theme"]
         try:
-            saved = RuntimeSettings.from_dict(raw.get("runtime") or {}).to_dict()
-            given = {k: v for k, v in saved.items() if k in (raw.get("runtime") or {})}
+            stored = dict(raw.get("runtime") or {})
+            if raw.get("version", 1) < FORMAT_VERSION:
+                stored.pop("n_threads", None)
+                stored.pop("n_threads_batch", None)
+            saved = RuntimeSettings.from_dict(stored).to_dict()
+            given = {k: v for k, v in saved.items() if k in stored}
             result.runtime = gui_runtime_defaults().with_changes(**given).validate()
         except (GlassboxError, TypeError):
             pass
@@ -56,6 +64,7 @@ class GuiSettings:
 
     def save(self) -> None:
         data = {
+            "version": FORMAT_VERSION,
             "model_path": self.model_path,
             "runtime": self.runtime.to_dict(),
             "sampling": self.sampling.to_dict(),
