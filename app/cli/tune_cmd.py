@@ -111,6 +111,8 @@ def format_table(event: ev.TuneFinished, usable: int) -> str:
     )
     if event.stored_in:
         lines.append(f"stored in {event.stored_in}")
+    if event.not_stored:
+        lines.append(f"not stored: {event.not_stored}")
     return "\n".join(lines)
 
 
@@ -122,4 +124,5 @@ def _as_json(event: ev.TuneFinished, usable: int, model: str) -> dict[str, Any]:
         "n_threads": event.n_threads,
         "n_threads_batch": event.n_threads_batch,
         "stored_in": event.stored_in or None,
+        "not_stored": event.not_stored or None,
     }

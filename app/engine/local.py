@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
 import queue
 import threading
 import time
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.engine import cpu_activity, thread_tuning
 from app.engine import events as ev
-from app.engine import thread_tuning
 from app.engine.pending_turn import MessagesSource, PendingTurn, exit_signal_name
 from app.engine.repack_guard import RepackMemory, RepackPlan, crash_reason, plan_for
 from app.engine.worker_process import (
@@ -99,6 +100,7 @@ class LocalEngine:
         # decode (the GUI sets it): its CPU use changes the best counts.
         self.tuning_context = "headless"
         self._tuning = False
+        self._tune_cpu: cpu_activity.CpuSnapshot | None = None
         self._tune_apply = (False, False)  # (decode, prefill): the result replaces them
         self._threads_source = ""  # of the load in flight (ModelLoaded.threads_source)
 
@@ -167,6 +169,7 @@ class LocalEngine:
                 payload["decode_tokens"] = decode_tokens
             self._tuning = True
             self._cancel.clear()
+        self._tune_cpu = cpu_activity.snapshot([os.getpid(), worker.pid or 0])
         try:
             worker.send(("tune", payload))
         except OSError:
@@ -521,6 +524,15 @@ class LocalEngine:
             apply_decode, apply_batch = self._tune_apply
         if current is None:
             return
+        worker = self._worker
+        after = cpu_activity.snapshot([os.getpid(), (worker.pid if worker else None) or 0])
+        others = cpu_activity.others_cores(self._tune_cpu, after, cpu_activity.cpu_count())
+        if others is not None and others > cpu_activity.BUSY_CORES:
+            # Used for this session, not remembered: the next start measures again.
+            event.not_stored = (
+                f"other programs used {others:.1f} cores meanwhile; "
+                "measure again when the machine is quieter"
+            )
         updated = thread_tuning.record_result(event, current.path, info, apply_decode, apply_batch)
         if updated is not None:
             with self._lock:

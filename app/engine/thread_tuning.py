@@ -307,10 +307,11 @@ def record_result(
         rows=list(event.rows),
         context=event.context,
     )
-    try:
-        event.stored_in = str(store_tuned(model_path, result))
-    except OSError as exc:
-        event.error = f"measured, but could not store the result: {exc}"
+    if not event.not_stored:
+        try:
+            event.stored_in = str(store_tuned(model_path, result))
+        except OSError as exc:
+            event.error = f"measured, but could not store the result: {exc}"
     if not event.applied or info is None:
         return None
     settings = dict(info.settings)

@@ -25,7 +25,7 @@ def autotune(tmp_path, monkeypatch):
 def test_window_measures_threads_and_a_message_stops_a_measurement(
     qtbot, autotune, window, model_path
 ):
-    from ui.chrome.thread_tuner import BUBBLE_KEY
+    from ui.chrome.thread_tuner import BUBBLE_KEY, describe_result
 
     tuner = window.tuner
     streamed: list[str] = []
@@ -45,15 +45,19 @@ def test_window_measures_threads_and_a_message_stops_a_measurement(
     assert len(result.rows) >= 1 and "".join(streamed).strip()
     assert window.chat.reply_widget(BUBBLE_KEY) is None  # the bubble went away
     stored = load_tuned(model_path, "window")
-    assert stored is not None and stored.context == "window"
-    assert (autotune / CACHE_FILE).is_file()
+    if result.not_stored:  # other programs kept the cores busy: used, not remembered
+        assert stored is None and "not remembered" in describe_result(result)
+    else:
+        assert stored is not None and stored.context == "window"
+        assert (autotune / CACHE_FILE).is_file()
     info = window.engine.model_info
     assert info.threads_source == "tuned" and info.n_threads == result.n_threads
 
     dialog = window.open_settings()
     page = dialog.tabs.widget(dialog.tabs.count() - 1)
-    qtbot.waitUntil(lambda: page.table.rowCount() == len(stored.rows), timeout=60_000)
-    assert "Chosen:" in page.chosen.text()
+    if stored is not None:  # the page shows what is remembered
+        qtbot.waitUntil(lambda: page.table.rowCount() == len(stored.rows), timeout=60_000)
+        assert "Chosen:" in page.chosen.text()
 
     # Measure again from Settings, then send a message: the measurement stops
     # and the message is answered.

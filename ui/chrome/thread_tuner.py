@@ -126,4 +126,5 @@ def describe_result(event: ev.TuneFinished) -> str:
     if event.n_threads is None:
         return f"Thread measurement failed: {event.error}"
     where = "now in use" if event.applied else "Settings name other counts"
-    return f"Threads measured: {event.n_threads} decode / {event.n_threads_batch} prefill ({where})"
+    text = f"Threads measured: {event.n_threads} decode / {event.n_threads_batch} prefill ({where})"
+    return f"{text}; not remembered: {event.not_stored}" if event.not_stored else text

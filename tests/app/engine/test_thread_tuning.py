@@ -293,9 +293,15 @@ def test_a_real_tune_measures_stores_and_applies(bundled_model, own_cache):
         ]  # fmt: skip
         assert "".join(e.text for e in progress if e.phase == "decode").strip()
         # Stored, and applied to the loaded model (its settings left threads unset).
-        assert Path(finished.stored_in) == own_cache / tt.CACHE_FILE
-        entry = tt.load_tuned(bundled_model)
-        assert entry is not None and entry.n_threads == finished.n_threads
+        # Remembered, unless other programs kept the cores busy meanwhile (a shared CI
+        # machine): then it is used for this session only and says why.
+        if finished.not_stored:
+            assert "other programs used" in finished.not_stored and not finished.stored_in
+            assert tt.load_tuned(bundled_model) is None
+        else:
+            assert Path(finished.stored_in) == own_cache / tt.CACHE_FILE
+            entry = tt.load_tuned(bundled_model)
+            assert entry is not None and entry.n_threads == finished.n_threads
         assert finished.applied and engine.model_info.threads_source == "tuned"
         assert engine.model_info.n_threads == finished.n_threads
         # The next chat turn is a normal turn: no KV cache left over from the probe.
@@ -354,6 +360,9 @@ def test_glassbox_tune_prints_the_table_and_stores_it(tmp_path, own_cache, bundl
     data = json.loads(result.stdout)
     assert [row["n_threads"] for row in data["rows"]] == [1, 2]
     assert data["n_threads"] in (1, 2) and data["n_threads_batch"] in (1, 2)
+    if data["not_stored"]:  # other programs kept the cores busy (a shared CI machine)
+        assert data["stored_in"] is None and "measure again" in data["not_stored"]
+        return
     assert Path(data["stored_in"]) == own_cache / tt.CACHE_FILE
     entry = tt.load_tuned(bundled_model)
     assert entry is not None and entry.n_threads == data["n_threads"]
