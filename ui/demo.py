@@ -167,7 +167,7 @@ class _DemoDriver:
             self.window.close()
             from PySide6.QtWidgets import QApplication
 
-            QApplication.instance().exit(1)
+            QApplication.exit(1)
 
     def _finish(self) -> None:
         from PySide6.QtCore import QTimer
@@ -198,4 +198,4 @@ class _DemoDriver:
             print(f"threads: {info.n_threads} decode / {batch} prefill{source}")
         print(f"screenshot: {self.screenshot} ({window.width()}x{window.height()})")
         window.close()
-        QApplication.instance().exit(0)
+        QApplication.exit(0)

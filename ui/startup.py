@@ -27,7 +27,8 @@ def create_application(theme_name: str) -> QApplication:
 
     from ui.infra import theme
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Glassbox")
     app.setOrganizationName("glassbox")
     theme.apply_theme(app, theme_name)

@@ -121,6 +121,7 @@ def test_demo_closes_the_store_when_the_model_fails_to_load(qtbot, tmp_path, mon
     writer.write_tensors_to_file()
     writer.close()
     assert demo.run(_demo_args(tmp_path, broken)) == 1
+    qtbot.wait(50)  # the closed window's leftover events are delivered here, not in a later test
     assert closed, "the demo's store was left open"
     assert os.environ["GLASSBOX_HOME"] == str(tmp_path / "mine")
     assert not list(tmp_path.glob("glassbox-demo-*"))

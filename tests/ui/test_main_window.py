@@ -56,7 +56,7 @@ def test_two_quick_sends_queue_and_show_that_they_wait(qtbot, window):
     window.controller.send("And back down.")
     qtbot.waitUntil(lambda: "queued" in window.chat.message_widgets()[-1].status(), timeout=10_000)
     qtbot.waitUntil(
-        lambda: len(window.panel.turns()) == 2 and not window.controller._busy(), timeout=TIMEOUT
+        lambda: len(window.panel.turns()) == 2 and not window.controller.busy(), timeout=TIMEOUT
     )
     turns = window.store.turn_metrics(window.controller.conversation_id)
     assert len(turns) == 2 and turns[1][1].queue_ms > 1.0
@@ -83,7 +83,7 @@ def test_worker_sigkill_shows_banner_keeps_partial_and_restart_works(qtbot, wind
     qtbot.waitUntil(lambda: window.panel.live_token_count() >= 5, timeout=TIMEOUT)
     with qtbot.waitSignal(window.bridge.engine_crashed, timeout=5000):
         os.kill(window.engine.worker_pid, signal.SIGKILL)
-    qtbot.waitUntil(lambda: not window.controller._busy(), timeout=5000)
+    qtbot.waitUntil(lambda: not window.controller.busy(), timeout=5000)
     assert window.isVisible() and window.banner.isVisible()
     assert "SIGKILL" in window.banner.title.text()
     assert window.status.state() == "crashed"

@@ -8,8 +8,7 @@ fast model costs one Markdown render per tick, not one per token.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.storage.store import Message
 from ui.chat.message_widget import MessageWidget
 
 RENDER_INTERVAL_MS = 50  # 20 Hz re-render of streaming bubbles
@@ -89,13 +89,13 @@ class ChatView(QWidget):
         self._column_layout.setContentsMargins(8, 8, 8, 8)
         self._column_layout.setSpacing(8)
         self._column_layout.addStretch(1)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll.setWidget(self._column)
-        self.scroll.setAccessibleName("Conversation messages")
-        self.scroll.setToolTip("")
-        self.scroll.verticalScrollBar().rangeChanged.connect(self._on_scrollbar_range_changed)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area.setWidget(self._column)
+        self.scroll_area.setAccessibleName("Conversation messages")
+        self.scroll_area.setToolTip("")
+        self.scroll_area.verticalScrollBar().rangeChanged.connect(self._on_scrollbar_range_changed)
         self._follow_tail = True
 
         self.edit_banner = QLabel("Editing your last message: Enter sends it again, Esc cancels")
@@ -129,7 +129,7 @@ class ChatView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.system_prompt)
-        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.scroll_area, 1)
         layout.addWidget(self.edit_banner)
         layout.addLayout(input_row)
 
@@ -137,7 +137,7 @@ class ChatView(QWidget):
         self._render_timer.setInterval(RENDER_INTERVAL_MS)
         self._render_timer.timeout.connect(self._on_render_timer_timeout)
 
-    def _button(self, text: str, tip: str, slot: Any) -> QPushButton:
+    def _button(self, text: str, tip: str, slot: Callable[[], object]) -> QPushButton:
         button = QPushButton(text)
         button.setToolTip(tip)
         button.setAccessibleName(text)
@@ -145,7 +145,7 @@ class ChatView(QWidget):
         return button
 
     # ---- whole conversation -------------------------------------------------------------
-    def show_messages(self, messages: Iterable[Any], system_prompt: str = "") -> None:
+    def show_messages(self, messages: Iterable[Message], system_prompt: str = "") -> None:
         """Replace the view with stored messages (id, role, content, partial, stop_reason)."""
         self.clear()
         self._stored_system_prompt = system_prompt or ""
@@ -280,7 +280,7 @@ class ChatView(QWidget):
         if widget is None:
             return False
         self._follow_tail = False
-        self.scroll.ensureWidgetVisible(widget, 0, 40)
+        self.scroll_area.ensureWidgetVisible(widget, 0, 40)
         return True
 
     # ---- editing ----------------------------------------------------------------------------
@@ -364,7 +364,7 @@ class ChatView(QWidget):
 
     def _on_scrollbar_range_changed(self, _low: int, high: int) -> None:
         if self._follow_tail:
-            self.scroll.verticalScrollBar().setValue(high)
+            self.scroll_area.verticalScrollBar().setValue(high)
 
     def _on_system_prompt_editing_finished(self) -> None:
         text = self.system_prompt.text()

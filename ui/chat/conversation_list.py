@@ -6,13 +6,14 @@ never queries the store itself (the controller does that off the GUI thread).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     Qt,
     QTimer,
@@ -29,6 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.storage.store import Conversation
+
 ConversationIdRole = Qt.ItemDataRole.UserRole + 1
 SEARCH_DEBOUNCE_MS = 200
 Index = QModelIndex | QPersistentModelIndex
@@ -43,9 +46,9 @@ class ConversationListModel(QAbstractListModel):
 
     rename_requested = Signal(int, str)
 
-    def __init__(self, parent: Any = None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[Any] = []
+        self._rows: list[Conversation] = []
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802 - Qt API
         return 0 if parent.isValid() else len(self._rows)
@@ -82,7 +85,7 @@ class ConversationListModel(QAbstractListModel):
         self.rename_requested.emit(row.id, title)
         return True
 
-    def set_conversations(self, conversations: Sequence[Any]) -> None:
+    def set_conversations(self, conversations: Sequence[Conversation]) -> None:
         self.beginResetModel()
         self._rows = list(conversations)
         self.endResetModel()
@@ -188,14 +191,16 @@ class ConversationList(QWidget):
         layout.addWidget(self.undo_bar)
         layout.addLayout(buttons)
 
-    def _button(self, text: str, tip: str, slot: Any) -> QPushButton:
+    def _button(self, text: str, tip: str, slot: Callable[[], object]) -> QPushButton:
         button = QPushButton(text)
         button.setToolTip(tip)
         button.setAccessibleName(f"{text} conversation")
         button.clicked.connect(slot)
         return button
 
-    def set_conversations(self, conversations: Sequence[Any], current_id: int | None) -> None:
+    def set_conversations(
+        self, conversations: Sequence[Conversation], current_id: int | None
+    ) -> None:
         self._selecting = True
         try:
             self.model.set_conversations(conversations)

@@ -8,12 +8,14 @@ Markdown parsing stays Qt's and only the colours are ours.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import (
     QColor,
     QFont,
     QFontDatabase,
+    QResizeEvent,
     QSyntaxHighlighter,
     QTextBlockFormat,
     QTextCharFormat,
@@ -30,11 +32,11 @@ try:  # Pygments is optional: without it code blocks are monospace, uncoloured.
     from pygments.styles import get_style_by_name
     from pygments.util import ClassNotFound
 except ImportError:  # pragma: no cover - exercised only without pygments
-    get_lexer_by_name = None  # type: ignore[assignment]
+    get_lexer_by_name = None
 
 
 @lru_cache(maxsize=32)
-def _lexer(language: str):  # noqa: ANN202 - pygments types are untyped
+def _lexer(language: str) -> Any:  # pygments has no type hints
     if get_lexer_by_name is None:
         return None
     try:
@@ -154,7 +156,7 @@ class MessageBody(QTextBrowser):
     def _on_layout_size_changed(self, _size: object) -> None:
         self._fit_height()
 
-    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self._fit_height()
 

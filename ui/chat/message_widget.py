@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QMouseEvent, QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -142,7 +142,7 @@ class MessageWidget(QFrame):
         if sheet != self.styleSheet():  # setStyleSheet sends PaletteChange: avoid a loop
             self.setStyleSheet(sheet)
 
-    def changeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
         if event.type() == event.Type.PaletteChange:
             self._restyle()
@@ -152,9 +152,10 @@ class MessageWidget(QFrame):
             self.clicked.emit()
         super().mousePressEvent(event)
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: ANN001, N802 - Qt override
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         if (
-            event.type() == event.Type.MouseButtonPress
+            isinstance(event, QMouseEvent)
+            and event.type() == QEvent.Type.MouseButtonPress
             and event.button() == Qt.MouseButton.LeftButton
         ):
             self.clicked.emit()

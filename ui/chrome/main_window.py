@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import shiboken6
 from PySide6.QtCore import Qt
@@ -11,12 +12,16 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QMainWindow,
+    QMenu,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
+from app.engine.local import LocalEngine
 from app.gui_settings import GuiSettings
+from app.session import ChatSession
+from app.storage.store import Store
 from ui.chat.chat_view import ChatView
 from ui.chat.conversation_list import ConversationList
 from ui.chrome.controller import ChatController
@@ -33,15 +38,23 @@ from ui.infra.tasks import BackgroundTasks
 from ui.internals.panel import InternalsPanel
 
 
+@dataclass(frozen=True)
+class MenuEntry:
+    text: str
+    slot: Callable[..., object]
+    shortcut: QKeySequence.StandardKey | Qt.Key | str | None = None
+    tip: str = ""
+
+
 class MainWindow(QMainWindow):
     """The Glassbox window. Owns the views and the controller; the core objects are passed in."""
 
     def __init__(
         self,
         *,
-        engine: Any,
-        store: Any,
-        session: Any,
+        engine: LocalEngine,
+        store: Store,
+        session: ChatSession,
         bridge: EngineBridge,
         settings: GuiSettings,
         parent: QWidget | None = None,
@@ -119,90 +132,109 @@ class MainWindow(QMainWindow):
         self.resize(1400, 860)
         self.resizeDocks([self.dock], [560], Qt.Orientation.Horizontal)
 
-    def _action(
-        self, menu: Any, text: str, slot: Any, shortcut: Any = None, tip: str = ""
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
+    def _menu_table(self) -> list[tuple[str, list[MenuEntry | None]]]:
+        """(menu, entries); None is a separator. The View menu adds its own parts after."""
+        controller, chat, sidebar = self.controller, self.chat, self.conversations
+        return [
+            (
+                "&File",
+                [
+                    MenuEntry(
+                        "&New conversation",
+                        controller.new_conversation,
+                        QKeySequence.StandardKey.New,
+                        "Start a new conversation (Ctrl+N)",
+                    ),
+                    MenuEntry(
+                        "&Models…",
+                        self.open_models_dialog,
+                        "Ctrl+M",
+                        "Choose, download or load a GGUF model",
+                    ),
+                    MenuEntry(
+                        "&Settings…",
+                        self.open_settings,
+                        "Ctrl+,",
+                        "Runtime and sampling settings",
+                    ),
+                    None,
+                    MenuEntry("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit Glassbox"),
+                ],
+            ),
+            (
+                "&Edit",
+                [
+                    MenuEntry(
+                        "&Undo delete",
+                        sidebar.undo_delete,
+                        None,
+                        "Bring back the conversation you just deleted",
+                    ),
+                    MenuEntry(
+                        "&Rename conversation",
+                        sidebar.start_rename,
+                        "F2",
+                        "Rename the selected conversation",
+                    ),
+                    MenuEntry(
+                        "&Delete conversation",
+                        self._on_delete_action_triggered,
+                        None,
+                        "Delete the selected conversation (Undo brings it back)",
+                    ),
+                ],
+            ),
+            (
+                "&Chat",
+                [
+                    MenuEntry(
+                        "&Stop",
+                        controller.stop,
+                        Qt.Key.Key_Escape,
+                        "Stop generating (Esc)",
+                    ),
+                    MenuEntry(
+                        "&Focus input",
+                        self.focus_input,
+                        "Ctrl+L",
+                        "Move the cursor to the message box",
+                    ),
+                    MenuEntry(
+                        "&Regenerate",
+                        controller.regenerate,
+                        "Ctrl+R",
+                        "Generate the last reply again",
+                    ),
+                    MenuEntry(
+                        "&Edit last message",
+                        chat.begin_edit_last,
+                        "Ctrl+E",
+                        "Edit your last message and send it again",
+                    ),
+                ],
+            ),
+        ]
+
+    def _action(self, menu: QMenu, entry: MenuEntry) -> QAction:
+        action = QAction(entry.text, self)
+        if entry.shortcut is not None:
+            action.setShortcut(QKeySequence(entry.shortcut))
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.setToolTip(tip or text)
-        action.setStatusTip(tip or text)
-        action.triggered.connect(slot)
+        action.setToolTip(entry.tip or entry.text)
+        action.setStatusTip(entry.tip or entry.text)
+        action.triggered.connect(entry.slot)
         menu.addAction(action)
         return action
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self.new_action = self._action(
-            file_menu,
-            "&New conversation",
-            self.controller.new_conversation,
-            QKeySequence.StandardKey.New,
-            "Start a new conversation (Ctrl+N)",
-        )
-        self.models_action = self._action(
-            file_menu,
-            "&Models…",
-            self.open_models_dialog,
-            "Ctrl+M",
-            "Choose, download or load a GGUF model",
-        )
-        self.settings_action = self._action(
-            file_menu, "&Settings…", self.open_settings, "Ctrl+,", "Runtime and sampling settings"
-        )
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit Glassbox")
-
-        edit_menu = bar.addMenu("&Edit")
-        self._action(
-            edit_menu,
-            "&Undo delete",
-            self.conversations.undo_delete,
-            None,
-            "Bring back the conversation you just deleted",
-        )
-        self._action(
-            edit_menu,
-            "&Rename conversation",
-            self.conversations.start_rename,
-            "F2",
-            "Rename the selected conversation",
-        )
-        self._action(
-            edit_menu,
-            "&Delete conversation",
-            self._on_delete_action_triggered,
-            None,
-            "Delete the selected conversation (Undo brings it back)",
-        )
-
-        chat_menu = bar.addMenu("&Chat")
-        self.stop_action = self._action(
-            chat_menu, "&Stop", self.controller.stop, Qt.Key.Key_Escape, "Stop generating (Esc)"
-        )
-        self._action(
-            chat_menu,
-            "&Focus input",
-            self.focus_input,
-            "Ctrl+L",
-            "Move the cursor to the message box",
-        )
-        self._action(
-            chat_menu,
-            "&Regenerate",
-            self.controller.regenerate,
-            "Ctrl+R",
-            "Generate the last reply again",
-        )
-        self._action(
-            chat_menu,
-            "&Edit last message",
-            self.chat.begin_edit_last,
-            "Ctrl+E",
-            "Edit your last message and send it again",
-        )
+        for title, entries in self._menu_table():
+            menu = bar.addMenu(title)
+            for entry in entries:
+                if entry is None:
+                    menu.addSeparator()
+                else:
+                    self._action(menu, entry)
 
         view_menu = bar.addMenu("&View")
         toggle = self.dock.toggleViewAction()
@@ -215,10 +247,12 @@ class MainWindow(QMainWindow):
         for name in theme.THEMES:
             action = self._action(
                 theme_menu,
-                name.capitalize(),
-                lambda _c=False, n=name: self.set_theme(n),
-                None,
-                f"Use the {name} colour scheme",
+                MenuEntry(
+                    name.capitalize(),
+                    lambda _c=False, n=name: self.set_theme(n),
+                    None,
+                    f"Use the {name} colour scheme",
+                ),
             )
             action.setCheckable(True)
             action.setChecked(name == self.settings.theme)

@@ -3,32 +3,29 @@
 The engine calls its listener from its reader thread; widgets may only be
 touched from the GUI thread. `post()` may be called from any thread: it emits a
 private signal whose queued connection lands in the GUI thread, where the event
-is re-emitted on the typed signal below. Order is kept: Qt delivers queued
-events from one thread in the order they were posted.
+is re-emitted on its typed signal. Order is kept: Qt delivers queued events
+from one thread in the order they were posted.
 """
 
 from __future__ import annotations
 
 import threading
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal, SignalInstance
 
 from app.engine import events as ev
-
-try:  # the session's own events; the bridge works with a bare engine too
-    from app.session import ReplyStored, RequestSubmitted
-except ImportError:  # pragma: no cover - session not installed
-    ReplyStored = RequestSubmitted = None  # type: ignore[assignment,misc]
+from app.session import ReplyStored, RequestSubmitted
 
 
 class EngineBridge(QObject):
-    """Re-emits engine/session events in the GUI thread.
+    """Re-emits engine/session events in the GUI thread, each on the signal for its type.
 
     Signals (each carries the event dataclass):
-        event_received(EngineEvent): every event, before the typed signal below.
         model_load_started(ModelLoadStarted)
+        model_load_progressed(ModelLoadProgress): llama.cpp's own progress through the tensors.
         model_loaded(ModelLoaded)
-        request_submitted(RequestSubmitted): the session stored the user message.
+        request_submitted(RequestSubmitted): the session stored the user message; the
+            first event of every request, before any engine event for it.
         request_queued(RequestQueued)
         turn_started(TurnStarted)
         token_received(Token)
@@ -36,10 +33,14 @@ class EngineBridge(QObject):
         reply_stored(ReplyStored): the session stored the reply and its metrics.
         engine_error(EngineError)
         engine_crashed(EngineCrashed)
+        tune_progressed(TuneProgress)
+        tune_finished(TuneFinished)
+        event_received(EngineEvent): every event, right after its typed signal (none for
+            a type without one), for views that follow the engine as a whole.
     """
 
-    event_received = Signal(object)
     model_load_started = Signal(object)
+    model_load_progressed = Signal(object)
     model_loaded = Signal(object)
     request_submitted = Signal(object)
     request_queued = Signal(object)
@@ -49,6 +50,9 @@ class EngineBridge(QObject):
     reply_stored = Signal(object)
     engine_error = Signal(object)
     engine_crashed = Signal(object)
+    tune_progressed = Signal(object)
+    tune_finished = Signal(object)
+    event_received = Signal(object)
 
     _posted = Signal(object)
 
@@ -56,21 +60,21 @@ class EngineBridge(QObject):
         super().__init__(parent)
         self._closed = threading.Event()
         self._posted.connect(self._on_self_posted, Qt.ConnectionType.QueuedConnection)
-        self._routes: list[tuple[type, Signal]] = [
-            (ev.ModelLoadStarted, self.model_load_started),
-            (ev.ModelLoaded, self.model_loaded),
-            (ev.RequestQueued, self.request_queued),
-            (ev.TurnStarted, self.turn_started),
-            (ev.Token, self.token_received),
-            (ev.TurnFinished, self.turn_finished),
-            (ev.EngineError, self.engine_error),
-            (ev.EngineCrashed, self.engine_crashed),
-        ]
-        if RequestSubmitted is not None:
-            self._routes += [
-                (RequestSubmitted, self.request_submitted),
-                (ReplyStored, self.reply_stored),
-            ]
+        self._routes: dict[type, SignalInstance] = {
+            ev.ModelLoadStarted: self.model_load_started,
+            ev.ModelLoadProgress: self.model_load_progressed,
+            ev.ModelLoaded: self.model_loaded,
+            RequestSubmitted: self.request_submitted,
+            ev.RequestQueued: self.request_queued,
+            ev.TurnStarted: self.turn_started,
+            ev.Token: self.token_received,
+            ev.TurnFinished: self.turn_finished,
+            ReplyStored: self.reply_stored,
+            ev.EngineError: self.engine_error,
+            ev.EngineCrashed: self.engine_crashed,
+            ev.TuneProgress: self.tune_progressed,
+            ev.TuneFinished: self.tune_finished,
+        }
 
     def post(self, event: ev.EngineEvent) -> None:
         """Hand an event to the GUI thread. Safe from any thread; never blocks."""
@@ -84,8 +88,7 @@ class EngineBridge(QObject):
     def _on_self_posted(self, event: ev.EngineEvent) -> None:
         if self._closed.is_set():
             return
+        signal = self._routes.get(type(event))
+        if signal is not None:
+            signal.emit(event)
         self.event_received.emit(event)
-        for cls, signal in self._routes:
-            if isinstance(event, cls):
-                signal.emit(event)
-                return

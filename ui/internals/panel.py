@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QGridLayout, QLabel, QToolTip, QVBoxLayout, QWidget
 
@@ -81,7 +81,7 @@ class InternalsPanel(QWidget):
             "This turn: tokens over time", "ms since start", "tokens", theme.DECODE_COLOR
         )
         self.itl_plot = LivePlot("This turn: inter-token latency", "token", "ms", theme.QUEUE_COLOR)
-        tips = {
+        tips: dict[QWidget, tuple[str, str]] = {
             self.ttft_plot: (
                 "TTFT plot",
                 "Time to first token per assistant turn: queue wait (orange) and prefill; "
@@ -325,8 +325,9 @@ class InternalsPanel(QWidget):
             self.highlight_message(message_id)
             self.turn_clicked.emit(message_id)
 
-    def changeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
         if event.type() == event.Type.PaletteChange:
-            for plot in (*self.turn_plots(), self.tokens_plot, self.itl_plot):
+            plots: list[TurnPlot | LivePlot] = [*self.turn_plots(), self.tokens_plot, self.itl_plot]
+            for plot in plots:
                 plot.apply_palette()

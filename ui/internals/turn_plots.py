@@ -39,7 +39,9 @@ class MiBAxis(pg.AxisItem):
         super().__init__(*args, **kwargs)
         self.bytes_per_cell = 0.0
 
-    def tickStrings(self, values, scale, spacing):  # noqa: ANN001, ANN201, N802 - pyqtgraph API
+    def tickStrings(  # noqa: N802 - pyqtgraph API
+        self, values: list[float], scale: float, spacing: float
+    ) -> list[str]:
         if not self.bytes_per_cell:
             return ["" for _ in values]
         return [f"{v * self.bytes_per_cell / MIB:.1f}" for v in values]

@@ -1,0 +1,302 @@
+"""TurnsController: sending messages and showing each reply as its events arrive.
+
+A request is shown at once under a local key. The session hands out its request
+id only when the background send returns, and the bridge may deliver the
+request's first events before that: they wait in `_early` until then. (With a
+session that took an id handed out on the GUI thread, the local key, `_early`
+and `cancel_requested` would all go: see the report on issue 8.)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.engine import events as ev
+from app.gui_settings import GuiSettings
+from app.session import ChatSession, ReplyStored, RequestSubmitted
+from app.settings import SamplingSettings
+from app.storage.store import Store
+from ui.chat.chat_view import ChatView
+from ui.chrome.conversations import ConversationsController
+from ui.infra.bridge import EngineBridge
+from ui.infra.error_dialog import show_error
+from ui.infra.tasks import BackgroundTasks, describe_error
+from ui.internals.panel import InternalsPanel
+
+if TYPE_CHECKING:
+    from app.engine.local import LocalEngine
+
+# (conversation id, sampling) -> request id; runs on the background thread.
+SessionCall = Callable[[int, SamplingSettings], int]
+
+
+@dataclass(eq=False)
+class _Turn:
+    key: object
+    conversation_id: int | None
+    request_id: int | None = None
+    started: bool = False
+    tokens: int = 0
+    finished: bool = False
+    cancel_requested: bool = False  # Stop came before the request id
+    reply_id: int | None = None  # the reply's stored row, known from RequestSubmitted
+    # Streamed so far, to redraw the reply when its conversation is opened again.
+    # The session keeps the same text, but offers no way to read it in step with
+    # the events still on their way here (see the note to the lead in issue 8).
+    text: list[str] = field(default_factory=list)
+
+
+class TurnsController(QObject):
+    """Chat commands (send, regenerate, edit and resend, stop) and the replies' events.
+
+    Signals:
+        reply_finished(object): a TurnFinished was applied to the views.
+        reply_stored(object): a ReplyStored was applied to the views.
+    """
+
+    reply_finished = Signal(object)
+    reply_stored = Signal(object)
+
+    def __init__(
+        self,
+        *,
+        engine: LocalEngine,
+        session: ChatSession,
+        store: Store,
+        bridge: EngineBridge,
+        tasks: BackgroundTasks,
+        chat: ChatView,
+        panel: InternalsPanel,
+        conversations: ConversationsController,
+        settings: GuiSettings,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.engine, self.session, self.store, self.tasks = engine, session, store, tasks
+        self.chat, self.panel, self.conversations = chat, panel, conversations
+        self.settings = settings
+        self._turns: dict[object, _Turn] = {}  # by local key, until the reply is stored
+        self._by_request: dict[int, _Turn] = {}
+        self._early: dict[int, list[ev.EngineEvent]] = defaultdict(list)  # before the id is known
+        self._crashed_requests: set[int] = set()
+
+        chat.send_requested.connect(self.send)
+        chat.edit_resend_requested.connect(self.edit_resend)
+        chat.stop_requested.connect(self.stop)
+        chat.regenerate_requested.connect(self.regenerate)
+        conversations.messages_shown.connect(self._on_conversations_messages_shown)
+        bridge.request_submitted.connect(self._on_bridge_request_submitted)
+        bridge.request_queued.connect(self._on_bridge_request_queued)
+        bridge.turn_started.connect(self._on_bridge_turn_started)
+        bridge.token_received.connect(self._on_bridge_token_received)
+        bridge.engine_error.connect(self._on_bridge_engine_error)
+        bridge.engine_crashed.connect(self._on_bridge_engine_crashed)
+        bridge.turn_finished.connect(self._on_bridge_turn_finished)
+        bridge.reply_stored.connect(self._on_bridge_reply_stored)
+
+    # ---- commands -----------------------------------------------------------------------
+    def send(self, text: str) -> None:
+        self._submit(lambda cid, sampling: self.session.send(cid, text, sampling), user_text=text)
+
+    def regenerate(self) -> None:
+        if self.busy():
+            return
+        self.chat.drop_last_reply()
+        self._submit(lambda cid, sampling: self.session.regenerate(cid, sampling), user_text=None)
+
+    def edit_resend(self, text: str) -> None:
+        if self.busy():
+            return
+        self.chat.drop_last_exchange()
+        self._submit(
+            lambda cid, sampling: self.session.edit_last_user(cid, text, sampling),
+            user_text=text,
+        )
+
+    def stop(self) -> None:
+        """Esc / Stop: leave edit mode, or cancel queued requests and the running one."""
+        if self.chat.cancel_edit():
+            return
+        live = [t for t in self._turns.values() if not t.finished]
+        for turn in sorted(live, key=lambda t: t.started):  # queued first, so none starts next
+            if turn.request_id is None:
+                turn.cancel_requested = True
+            else:
+                self.session.cancel(turn.request_id)  # a flag, or a queued request dropped
+
+    def busy(self) -> bool:
+        return any(not t.finished for t in self._turns.values())
+
+    def _submit(self, call: SessionCall, user_text: str | None) -> None:
+        if self.engine.model_info is None and self.engine.state not in ("loading", "generating"):
+            show_error(
+                self.chat.window(),
+                "No model",
+                "No model is loaded. Choose one with File > Models… "
+                "or wait for the current load to finish.",
+            )
+            return
+        key = object()
+        conversation_id = self.conversations.conversation_id
+        turn = _Turn(key, conversation_id)
+        self._turns[key] = turn
+        self.chat.add_request(key, user_text)
+        self.chat.set_generating(True)
+        sampling = self.settings.sampling
+        store = self.store
+
+        def job() -> int:
+            cid = conversation_id if conversation_id is not None else store.create_conversation().id
+            return call(cid, sampling)
+
+        def failed(error: BaseException) -> None:
+            self.chat.finish_turn(key, None, True, f"not sent: {describe_error(error)}")
+            self._forget(turn)
+            self.chat.set_generating(self.busy())
+
+        self.tasks.run(job, on_done=lambda rid: self._bind(turn, rid), on_error=failed)
+
+    def _bind(self, turn: _Turn, request_id: int) -> None:
+        turn.request_id = request_id
+        self._by_request[request_id] = turn
+        for event in self._early.pop(request_id, []):
+            self._replay(event)
+        if turn.cancel_requested and not turn.finished:
+            self.session.cancel(request_id)
+        self.conversations.refresh_conversations()  # the first message names the conversation
+
+    # ---- events -------------------------------------------------------------------------
+    def _turn_of(self, event: ev.EngineEvent) -> _Turn | None:
+        """The turn this event belongs to; None, and the event kept, when its send has not
+        returned yet (or it belongs to no turn of this window)."""
+        if event.request_id is None:
+            return None
+        turn = self._by_request.get(event.request_id)
+        if turn is None:
+            self._early[event.request_id].append(event)
+        return turn
+
+    def _replay(self, event: ev.EngineEvent) -> None:
+        handlers: dict[type, Callable[[Any], None]] = {
+            RequestSubmitted: self._on_bridge_request_submitted,
+            ev.RequestQueued: self._on_bridge_request_queued,
+            ev.TurnStarted: self._on_bridge_turn_started,
+            ev.Token: self._on_bridge_token_received,
+            ev.EngineError: self._on_bridge_engine_error,
+            ev.TurnFinished: self._on_bridge_turn_finished,
+            ReplyStored: self._on_bridge_reply_stored,
+        }
+        handlers[type(event)](event)
+
+    def _visible(self, turn: _Turn) -> bool:
+        return turn.conversation_id == self.conversations.conversation_id
+
+    def _on_bridge_request_submitted(self, event: RequestSubmitted) -> None:
+        if (turn := self._turn_of(event)) is None:
+            return
+        turn.conversation_id, turn.reply_id = event.conversation_id, event.assistant_message_id
+        self.conversations.adopt(event.conversation_id)
+        self.chat.set_message_ids(
+            turn.key, user_id=event.user_message_id, reply_id=event.assistant_message_id
+        )
+
+    def _on_bridge_request_queued(self, event: ev.RequestQueued) -> None:
+        if (turn := self._turn_of(event)) is None:
+            return
+        ahead = event.position
+        self.chat.set_turn_status(
+            turn.key,
+            f"⏳ queued: waiting for {ahead} request{'s' if ahead != 1 else ''} ahead"
+            if ahead
+            else "waiting for the engine…",
+        )
+
+    def _on_bridge_turn_started(self, event: ev.TurnStarted) -> None:
+        if (turn := self._turn_of(event)) is None:
+            return
+        turn.started = True
+        dropped = (
+            f"; {event.dropped_messages} oldest messages left out to fit"
+            if event.dropped_messages
+            else ""
+        )
+        self.chat.set_turn_status(
+            turn.key,
+            f"prefill: {event.prompt_tokens} prompt tokens "
+            f"({event.prompt_tokens_cached} cached){dropped}…",
+        )
+        if self._visible(turn):
+            self.panel.begin_live(event)
+
+    def _on_bridge_token_received(self, event: ev.Token) -> None:
+        if (turn := self._turn_of(event)) is None:
+            return
+        turn.tokens += 1
+        turn.text.append(event.text)
+        if turn.tokens == 1:
+            self.chat.set_turn_status(turn.key, "generating…")
+        self.chat.append_reply_text(turn.key, event.text)
+        if self._visible(turn):
+            self.panel.add_token(event.t_ns)
+
+    def _on_bridge_engine_error(self, event: ev.EngineError) -> None:
+        if (turn := self._turn_of(event)) is not None:
+            self.chat.set_turn_status(turn.key, f"error: {event.message}")
+
+    def _on_bridge_engine_crashed(self, event: ev.EngineCrashed) -> None:
+        if event.request_id is not None:  # looked up when its TurnFinished comes
+            self._crashed_requests.add(event.request_id)
+
+    def _on_bridge_turn_finished(self, event: ev.TurnFinished) -> None:
+        if (turn := self._turn_of(event)) is None:
+            return
+        turn.finished = True
+        reason = event.metrics.stop_reason
+        crashed = turn.request_id in self._crashed_requests
+        partial = reason in ("cancelled", "error")
+        label = "engine crashed" if crashed else reason
+        if partial and not (event.text or turn.tokens):
+            label = f"{label} before it started"
+        self.chat.finish_turn(turn.key, event.text or None, partial, label)
+        if self._visible(turn) and turn.started:
+            self.panel.end_live(event.metrics if not partial else None, state=label or "finished")
+        if not (event.text or turn.started):
+            self._forget(turn)  # the session stores nothing, so no ReplyStored follows
+        self.chat.set_generating(self.busy())
+        self.reply_finished.emit(event)
+
+    def _on_bridge_reply_stored(self, event: ReplyStored) -> None:
+        if (turn := self._turn_of(event)) is None:
+            return
+        self.chat.set_message_ids(turn.key, reply_id=event.message_id)
+        self._forget(turn)
+        if self._visible(turn):
+            self.conversations.reload_turns()
+        self.reply_stored.emit(event)
+
+    def _on_conversations_messages_shown(self, conversation_id: int) -> None:
+        """Back in a conversation whose reply is still streaming or queued: the stored
+        row is shown; make it the live bubble again, with the text streamed so far."""
+        for turn in self._turns.values():
+            if turn.conversation_id != conversation_id or turn.finished or turn.reply_id is None:
+                continue
+            if turn.tokens:
+                status = "generating…"
+            elif turn.started:
+                status = "prefill…"
+            else:
+                status = "⏳ queued"
+            self.chat.bind_reply(turn.key, turn.reply_id, "".join(turn.text), status)
+        self.chat.set_generating(self.busy())
+
+    def _forget(self, turn: _Turn) -> None:
+        self._turns.pop(turn.key, None)
+        if turn.request_id is not None:
+            self._by_request.pop(turn.request_id, None)
+            self._early.pop(turn.request_id, None)
+            self._crashed_requests.discard(turn.request_id)
