@@ -32,8 +32,10 @@ lint:
 	$(BIN)/ruff check --fix app ui tests benchmarks
 	$(BIN)/ruff format app ui tests benchmarks
 
+# Not part of `make test`: writes benchmarks/report.md and report.json (about 10-15 minutes on
+# 2 cores). BENCH_ARGS passes options, e.g. BENCH_ARGS="--only decode --rounds 3" or "--quick".
 bench: $(STAMP)
-	$(BIN)/python benchmarks/decode_vs_llama_generate.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/report.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)
