@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/ruff check app ui tests benchmarks
 	$(BIN)/ruff format --check app ui tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python tests/check_core_imports.py
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint:

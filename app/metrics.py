@@ -8,6 +8,7 @@ worker and parent timestamps can be subtracted.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -78,7 +79,7 @@ def decode_figures(token_times_ns: Sequence[int]) -> dict[str, float | None]:
     decode_tok_s is (output_tokens - 1) over first-to-last token time: the
     first token's cost belongs to prefill (it is the TTFT).
     """
-    gaps = [ns_to_ms(b - a) for a, b in zip(token_times_ns, token_times_ns[1:])]
+    gaps = [ns_to_ms(b - a) for a, b in itertools.pairwise(token_times_ns)]
     span = token_times_ns[-1] - token_times_ns[0] if len(token_times_ns) > 1 else 0
     return {
         "decode_ms": ns_to_ms(span) if len(token_times_ns) > 1 else None,

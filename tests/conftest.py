@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,3 +45,35 @@ def loaded_engine(bundled_model: Path) -> Iterator[tuple[LocalEngine, ev.ModelLo
     engine, loaded = load_engine(bundled_model)
     yield engine, loaded
     engine.close()
+
+
+# How long a test's threads and processes get to finish after its teardown: a
+# reader thread notices its worker's exit within a poll, a load thread ends
+# with its file check.
+LEAK_GRACE_S = 5.0
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads_or_workers() -> Iterator[None]:
+    """Fail a test that leaves a thread or a child process running.
+
+    Autouse and function-scoped, so it is set up after the module and session
+    fixtures (their engines are already in the "before" snapshot) and torn down
+    after the test's own fixtures: what is new and still alive then leaked.
+    """
+    threads_before = set(threading.enumerate())
+    children_before = set(multiprocessing.active_children())
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_S
+    while True:
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        children = [p for p in multiprocessing.active_children() if p not in children_before]
+        if not (threads or children) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    leaks = [f"thread {t.name!r}" for t in threads] + [
+        f"process {p.name!r} (pid {p.pid})" for p in children
+    ]
+    for child in children:  # do not let one leak fail every test after it
+        child.kill()
+    assert not leaks, "left running after the test: " + ", ".join(leaks)

@@ -84,10 +84,10 @@ class _HubHandler(BaseHTTPRequestHandler):
     def _not_found(self, code: str) -> None:
         self._json(404, {"error": code}, {"X-Error-Code": code, "X-Error-Message": code})
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self.do_GET()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         path = unquote(url.path)
         self.hub.requests.append((self.command, path, self.headers.get("Range")))

@@ -12,6 +12,7 @@ import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
+from app.cli import bench_cmd, chat_cmd, doctor_cmd, models_cmd, tune_cmd
 from app.errors import GlassboxError
 
 GUI_COMMAND = "gui"
@@ -37,8 +38,6 @@ def _command_names(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import bench_cmd, chat_cmd, doctor_cmd, models_cmd, tune_cmd
-
     parser = argparse.ArgumentParser(
         prog="glassbox", description="Local LLM chat that shows what inference is doing."
     )

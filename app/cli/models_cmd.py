@@ -11,6 +11,7 @@ from typing import Any
 from app.cli.common import add_common_flags
 from app.models.fit import estimate_fit, format_bytes, rough_verdict_for_size
 from app.models.library import ModelLibrary
+from app.models.resolve import resolve_model_path
 from app.settings import KV_CACHE_TYPES, RuntimeSettings
 
 BAR_WIDTH = 30
@@ -83,8 +84,6 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from app.models.resolve import resolve_model_path
-
     model = resolve_model_path(args.model)
     n_ctx = args.ctx if args.ctx is not None else RuntimeSettings().n_ctx
     estimate = estimate_fit(model, n_ctx, args.kv_type, n_batch=args.batch)
@@ -122,7 +121,7 @@ def _progress_line(p: Any) -> str:
 
 
 def run_pull(args: argparse.Namespace) -> int:
-    from app.models import hub
+    from app.models import hub  # noqa: PLC0415 - imports huggingface_hub; `pull` only
 
     files = hub.list_gguf_files(args.repo)
     if args.list:

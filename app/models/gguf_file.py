@@ -82,11 +82,11 @@ class GGUFInfo:
     vocab_size: int | None = None  # {arch}.vocab_size, else the tokenizer's token count
 
 
-class _Truncated(Exception):
+class _TruncatedError(Exception):
     """Something runs past the end of the file."""
 
 
-class _Corrupted(Exception):
+class _CorruptedError(Exception):
     """A count, length, type or offset that no valid file has."""
 
 
@@ -100,7 +100,7 @@ class _Cursor:
 
     def need(self, n: int, what: str) -> None:
         if n < 0 or self.pos + n > self.size:
-            raise _Truncated(f"{what} at byte {self.pos} runs past the end of the file")
+            raise _TruncatedError(f"{what} at byte {self.pos} runs past the end of the file")
 
     def unpack(self, fmt: str, n: int, what: str) -> tuple[int | float | bool, ...]:
         self.need(n, what)
@@ -117,7 +117,7 @@ class _Cursor:
     def check_span(self, n: int, what: str) -> None:
         """A length longer than the whole file is corruption; past its end, truncation."""
         if n > self.size:
-            raise _Corrupted(f"{what} at byte {self.pos} claims {n} bytes, beyond the file")
+            raise _CorruptedError(f"{what} at byte {self.pos} claims {n} bytes, beyond the file")
         self.need(n, what)
 
     def string(self, what: str) -> str:
@@ -130,7 +130,9 @@ class _Cursor:
 def _skip_array(cur: _Cursor, key: str, depth: int) -> int:
     """Skip an array's contents; return its length."""
     if depth >= MAX_ARRAY_NESTING:
-        raise _Corrupted(f"metadata key {key!r} nests arrays more than {MAX_ARRAY_NESTING} deep")
+        raise _CorruptedError(
+            f"metadata key {key!r} nests arrays more than {MAX_ARRAY_NESTING} deep"
+        )
     etype = cur.u32(f"array type of {key}")
     count = cur.u64(f"array length of {key}")
     if etype in _FIXED_SIZES:
@@ -143,17 +145,17 @@ def _skip_array(cur: _Cursor, key: str, depth: int) -> int:
         buf, pos, size, unpack = cur.buf, cur.pos, cur.size, struct.unpack_from
         for _ in range(count):
             if pos + 8 > size:
-                raise _Truncated(f"array {key!r} runs past the end of the file")
+                raise _TruncatedError(f"array {key!r} runs past the end of the file")
             pos += 8 + unpack("<Q", buf, pos)[0]
         if pos > size:
-            raise _Truncated(f"array {key!r} runs past the end of the file")
+            raise _TruncatedError(f"array {key!r} runs past the end of the file")
         cur.pos = pos
     elif etype == _TYPE_ARRAY:
         cur.check_span(count * 12, f"array {key!r} ({count} arrays)")
         for _ in range(count):
             _skip_array(cur, key, depth + 1)
     else:
-        raise _Corrupted(f"array {key!r} has unknown element type {etype}")
+        raise _CorruptedError(f"array {key!r} has unknown element type {etype}")
     return count
 
 
@@ -205,19 +207,19 @@ def _read_tensor_info(cur: _Cursor, index: int) -> TensorInfo:
     name = cur.string(f"name of tensor {index}")
     n_dims = cur.u32(f"dimension count of tensor {name!r}")
     if not 1 <= n_dims <= MAX_DIMS:
-        raise _Corrupted(f"tensor {name!r} has {n_dims} dimensions (1..{MAX_DIMS} allowed)")
+        raise _CorruptedError(f"tensor {name!r} has {n_dims} dimensions (1..{MAX_DIMS} allowed)")
     shape = tuple(int(d) for d in cur.unpack(f"<{n_dims}Q", 8 * n_dims, f"shape of {name!r}"))
     n_elements = 1
     for dim in shape:
         n_elements *= dim
     if n_elements >= 1 << 62:
-        raise _Corrupted(f"tensor {name!r} has an absurd shape {shape}")
+        raise _CorruptedError(f"tensor {name!r} has an absurd shape {shape}")
     ggml_type = cur.u32(f"type of tensor {name!r}")
     offset = cur.u64(f"data offset of tensor {name!r}")
     try:
         n_bytes = tensor_nbytes(ggml_type, n_elements)
     except ValueError as exc:
-        raise _Corrupted(f"tensor {name!r}: {exc}") from None
+        raise _CorruptedError(f"tensor {name!r}: {exc}") from None
     return TensorInfo(name, shape, ggml_type, offset, n_elements, n_bytes)
 
 
@@ -241,9 +243,9 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
                 return _parse(path, buf, size)
     except OSError as exc:
         raise ModelFileError(f"cannot read model file {path}: {exc.strerror or exc}") from None
-    except _Truncated as exc:
+    except _TruncatedError as exc:
         raise ModelFileError(f"{path} is truncated: {exc}") from None
-    except _Corrupted as exc:
+    except _CorruptedError as exc:
         raise ModelFileError(f"{path} is corrupted: {exc}") from None
 
 
@@ -263,9 +265,11 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> GGUFInfo:
     kv_count = cur.u64("metadata count")
     # Absurd counts are corruption; plausible ones that run past the end are truncation.
     if kv_count > MAX_COUNT:
-        raise _Corrupted(f"header claims {kv_count} metadata entries, more than the file holds")
+        raise _CorruptedError(
+            f"header claims {kv_count} metadata entries, more than the file holds"
+        )
     if tensor_count > MAX_COUNT:
-        raise _Corrupted(f"header claims {tensor_count} tensors, more than the file holds")
+        raise _CorruptedError(f"header claims {tensor_count} tensors, more than the file holds")
 
     metadata: dict[str, Scalar] = {}
     int_arrays: dict[str, list[int]] = {}
@@ -286,13 +290,13 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> GGUFInfo:
             if key == "tokenizer.ggml.tokens":
                 int_arrays["n_vocab"] = [count]
         else:
-            raise _Corrupted(f"metadata key {key!r} has unknown value type {vtype}")
+            raise _CorruptedError(f"metadata key {key!r} has unknown value type {vtype}")
 
     tensors = [_read_tensor_info(cur, i) for i in range(tensor_count)]
 
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if type(alignment) is not int or alignment <= 0 or alignment & (alignment - 1):
-        raise _Corrupted(f"general.alignment is {alignment!r}, not a power of two")
+        raise _CorruptedError(f"general.alignment is {alignment!r}, not a power of two")
     data_offset = _align(cur.pos, alignment)
     _check_tensor_layout(tensors, alignment, data_offset, size)
     return _build_info(path, size, version, metadata, int_arrays, tensors, data_offset)
@@ -306,19 +310,23 @@ def _check_tensor_layout(
     expected = 0
     for t in tensors:
         if t.offset % alignment:
-            raise _Corrupted(f"tensor {t.name!r} data offset {t.offset} is not {alignment}-aligned")
+            raise _CorruptedError(
+                f"tensor {t.name!r} data offset {t.offset} is not {alignment}-aligned"
+            )
         if t.offset != expected:
-            raise _Corrupted(f"tensor {t.name!r} data offset is {t.offset}, expected {expected}")
+            raise _CorruptedError(
+                f"tensor {t.name!r} data offset is {t.offset}, expected {expected}"
+            )
         end = data_offset + t.offset + t.n_bytes
         if end > size:
-            raise _Truncated(
+            raise _TruncatedError(
                 f"tensor {t.name!r} data ends at byte {end}, past the end of the file ({size})"
             )
         expected = _align(t.offset + t.n_bytes, alignment)
     trailing = size - (data_offset + expected)
     if trailing >= alignment:
         # Happens when the tensor count was lowered: the rest of the table is read as data.
-        raise _Corrupted(
+        raise _CorruptedError(
             f"{trailing} bytes follow the last tensor's data; the tensor count "
             f"({len(tensors)}) does not match the file"
         )

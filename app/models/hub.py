@@ -87,7 +87,7 @@ ProgressCallback = Callable[[DownloadProgress], None]
 def hub_endpoint() -> str:
     value = os.environ.get("HF_ENDPOINT")
     if not value:
-        from huggingface_hub import constants
+        from huggingface_hub import constants  # noqa: PLC0415 - slow to import; only the Hub features need it
 
         value = constants.ENDPOINT
     return value.rstrip("/")
@@ -100,7 +100,7 @@ def is_offline() -> bool:
     its own requests check that copy; it is brought up to date here, so a
     process that imported huggingface_hub while offline can go online later.
     """
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # noqa: PLC0415 - slow to import; only the Hub features need it
 
     flag = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
     offline = flag.upper() in {"1", "ON", "YES", "TRUE"}
@@ -130,14 +130,14 @@ def quantization_from_filename(filename: str) -> str | None:
 
 
 def _api() -> Any:
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # noqa: PLC0415 - slow to import; only the Hub features need it
 
     return HfApi(endpoint=hub_endpoint())
 
 
 def _translate(exc: Exception, repo_id: str | None = None) -> HubError:
     """huggingface_hub and transport exceptions -> one-line HubErrors."""
-    from huggingface_hub import errors
+    from huggingface_hub import errors  # noqa: PLC0415 - slow to import; only the Hub features need it
 
     endpoint = hub_endpoint()
     if isinstance(exc, HubError):
@@ -260,7 +260,7 @@ class _Meter:
         if self.callback is None:
             return
         now = time.monotonic()
-        self.samples = [s for s in self.samples if now - s[0] < 5.0][-50:] + [(now, done)]
+        self.samples = [*[s for s in self.samples if now - s[0] < 5.0][-50:], (now, done)]
         (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
         rate = (d1 - d0) / (t1 - t0) if t1 > t0 and d1 >= d0 else None
         eta = (total - done) / rate if rate and total is not None else None
@@ -268,10 +268,12 @@ class _Meter:
 
 
 def _progress_class(meter: _Meter, cancel: threading.Event | None) -> type:
-    from tqdm import tqdm
+    from tqdm import tqdm  # noqa: PLC0415 - comes with huggingface_hub; only a pull needs it
 
     class _HubProgress(tqdm):
         """huggingface_hub's progress bar hook: reports bytes and raises on cancel."""
+
+        monitor_interval = 0  # no tqdm monitor thread: nothing is drawn, and it outlives us
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True  # no terminal bar: callers draw their own
@@ -361,7 +363,7 @@ def download_gguf(
     was already in the cache before this call (the user's, or another tool's) is
     verified too, but never deleted: on cancel or failure it stays where it was.
     """
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache  # noqa: PLC0415 - slow to import; only the Hub features need it
 
     cache = cache_dir or hf_cache_dir()
     if is_offline():

@@ -55,7 +55,7 @@ def hf_cache_dir() -> Path:
             return Path(os.path.expandvars(value)).expanduser()
     if os.environ.get("HF_HOME"):
         return Path(os.path.expandvars(os.environ["HF_HOME"])).expanduser() / "hub"
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # noqa: PLC0415 - slow to import; only the Hub features need it
 
     return Path(constants.HF_HUB_CACHE)
 

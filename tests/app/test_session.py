@@ -156,7 +156,7 @@ def test_edit_last_user_message_and_resend(chat):
     _until_stored(events, session.send(conversation.id, "Capital of Spain?", SHORT))
     _until_stored(events, session.edit_last_user(conversation.id, "Capital of Italy?", SHORT))
     messages = store.messages(conversation.id)
-    assert [(m.role, m.content) for m in messages][0] == ("user", "Capital of Italy?")
+    assert next((m.role, m.content) for m in messages) == ("user", "Capital of Italy?")
     assert len(messages) == 2
 
 

@@ -10,8 +10,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt creates the QApplication
 
-from app.paths import bundled_model_path  # noqa: E402
-from app.settings import SamplingSettings  # noqa: E402
+from app.paths import bundled_model_path
+from app.settings import SamplingSettings
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def test_send_shows_reply_and_plots_match_stored_metrics(qtbot, window):
     assert all(w.text() and not w.partial for w in replies)
     assert window.panel.turns() == stored
     window.panel.flush()
-    xs, ys = window.panel.rate_plot.decode.getData()
+    _xs, ys = window.panel.rate_plot.decode.getData()
     assert list(ys) == [m.decode_tok_s for _mid, m in stored]
     assert list(window.panel.kv_plot.cached.opts["height"]) == [
         m.prompt_tokens_cached for _mid, m in stored

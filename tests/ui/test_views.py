@@ -86,7 +86,7 @@ def test_live_strip_is_buffered_and_redrawn_by_the_timer_not_per_token(panel, qt
         timeout=2000,
     )
     assert panel.redraw_count - before <= 2
-    xs, ys = panel.itl_plot.curve.getData()
+    _xs, ys = panel.itl_plot.curve.getData()
     assert len(ys) == 299 and all(abs(y - 8.0) < 1e-9 for y in ys)
     assert "decode" in panel.readout_text()
 

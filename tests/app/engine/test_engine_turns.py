@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import time
@@ -40,7 +41,7 @@ def test_event_order_of_a_turn(loaded_engine):
     tokens = [e for e in events if isinstance(e, ev.Token)]
     assert kinds[2:-1] == [ev.Token] * len(tokens)
     assert [t.index for t in tokens] == list(range(len(tokens)))
-    assert all(a.t_ns <= b.t_ns for a, b in zip(tokens, tokens[1:]))
+    assert all(a.t_ns <= b.t_ns for a, b in itertools.pairwise(tokens))
     finished = events[-1]
     assert finished.text.strip()
     assert finished.metrics.output_tokens == len(tokens)

@@ -150,7 +150,7 @@ def test_flipped_tensor_count_higher(bundled_model: Path, tmp_path: Path) -> Non
 
 def test_flipped_metadata_count(bundled_model: Path, tmp_path: Path) -> None:
     path = _flip(bundled_model, tmp_path / "flip.gguf", 16 + 6, 3)
-    with pytest.raises(ModelFileError, match="is corrupted: header claims .* metadata entries"):
+    with pytest.raises(ModelFileError, match=r"is corrupted: header claims .* metadata entries"):
         read_gguf_info(path)
 
 
@@ -167,7 +167,7 @@ def test_unknown_tensor_type(make_gguf: Callable[..., Path]) -> None:
     struct.pack_into("<I", data, pos, 99)
     path.write_bytes(bytes(data))
     with pytest.raises(
-        ModelFileError, match="corrupted: tensor 'a.weight': unknown ggml tensor type 99"
+        ModelFileError, match=r"corrupted: tensor 'a.weight': unknown ggml tensor type 99"
     ):
         read_gguf_info(path)
 
@@ -180,7 +180,7 @@ def test_misaligned_tensor_offset(make_gguf: Callable[..., Path]) -> None:
     struct.pack_into("<Q", data, pos, offset + 1)
     path.write_bytes(bytes(data))
     with pytest.raises(
-        ModelFileError, match="corrupted: tensor 'b.weight' data offset .* not 32-aligned"
+        ModelFileError, match=r"corrupted: tensor 'b.weight' data offset .* not 32-aligned"
     ):
         read_gguf_info(path)
 
@@ -201,7 +201,7 @@ def test_unknown_value_type(make_gguf: Callable[..., Path]) -> None:
     pos = data.index(key) + len(key)
     struct.pack_into("<I", data, pos, 77)
     path.write_bytes(bytes(data))
-    with pytest.raises(ModelFileError, match="'general.architecture' has unknown value type 77"):
+    with pytest.raises(ModelFileError, match=r"'general.architecture' has unknown value type 77"):
         read_gguf_info(path)
 
 
@@ -210,7 +210,7 @@ def test_absurd_string_length(make_gguf: Callable[..., Path]) -> None:
     data = bytearray(path.read_bytes())
     struct.pack_into("<Q", data, 24, 1 << 40)  # length of the first key
     path.write_bytes(bytes(data))
-    with pytest.raises(ModelFileError, match="corrupted: metadata key 0 .* beyond the file"):
+    with pytest.raises(ModelFileError, match=r"corrupted: metadata key 0 .* beyond the file"):
         read_gguf_info(path)
 
 
@@ -222,7 +222,7 @@ def test_directory(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ModelFileError, match="model file not found: .*nope.gguf"):
+    with pytest.raises(ModelFileError, match=r"model file not found: .*nope.gguf"):
         read_gguf_info(tmp_path / "nope.gguf")
 
 

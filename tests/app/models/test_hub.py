@@ -63,7 +63,7 @@ def test_search_and_list(fake_hub, tiny_bytes: bytes) -> None:
 
 
 def test_missing_repo(fake_hub) -> None:
-    with pytest.raises(HubError, match="no repository nobody/nothing on http://127.0.0.1"):
+    with pytest.raises(HubError, match=r"no repository nobody/nothing on http://127.0.0.1"):
         list_gguf_files("nobody/nothing")
 
 
@@ -76,7 +76,7 @@ def test_repo_without_gguf(fake_hub) -> None:
 def test_offline_env(fake_hub, monkeypatch: pytest.MonkeyPatch, tiny_bytes: bytes) -> None:
     fake_hub.add_file(REPO, "tiny-Q8_0.gguf", tiny_bytes)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(HubOfflineError, match="offline .*HF_HUB_OFFLINE"):
+    with pytest.raises(HubOfflineError, match=r"offline .*HF_HUB_OFFLINE"):
         search_models("tiny")
     with pytest.raises(HubOfflineError, match="offline"):
         list_gguf_files(REPO)
@@ -167,7 +167,7 @@ def test_wrong_checksum_deletes_the_file(fake_hub, tiny_bytes: bytes, tmp_path: 
 def test_not_a_gguf_is_deleted(fake_hub, tmp_path: Path) -> None:
     fake_hub.add_file(REPO, "fake-Q8_0.gguf", b"<html>not a model</html>" * 100)
     file = pick_file(list_gguf_files(REPO), "Q8_0")
-    with pytest.raises(HubError, match="not a usable GGUF .*it was deleted"):
+    with pytest.raises(HubError, match=r"not a usable GGUF .*it was deleted"):
         download_gguf(file)
     assert _leftovers(tmp_path / "hf-hub") == []
 

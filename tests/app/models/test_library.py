@@ -70,7 +70,7 @@ def test_folders_persist(glassbox_home: Path, tmp_path: Path) -> None:
 
 
 def test_add_folder_that_is_not_a_folder(glassbox_home: Path, tmp_path: Path) -> None:
-    with pytest.raises(GlassboxError, match="cannot add .* to the library: not a folder"):
+    with pytest.raises(GlassboxError, match=r"cannot add .* to the library: not a folder"):
         ModelLibrary().add_folder(tmp_path / "missing")
 
 

@@ -12,7 +12,7 @@ from app.models.resolve import resolve_model_path
 
 
 def test_given_model_is_checked_before_loading(tmp_path: Path) -> None:
-    with pytest.raises(ModelFileError, match="model file not found: .*missing.gguf"):
+    with pytest.raises(ModelFileError, match=r"model file not found: .*missing.gguf"):
         resolve_model_path(tmp_path / "missing.gguf")
     bad = tmp_path / "photo.gguf"
     bad.write_bytes(b"\x89PNG\r\n" + bytes(500))
