@@ -50,7 +50,7 @@ def dialog(qtbot: Any, hub: Any, chosen: list[Path]) -> Iterator[ModelsDialog]:
     qtbot.waitSignal(dlg.library_loaded, timeout=WAIT_MS).wait()
     yield dlg
     dlg.hub_tab.cancel_download()
-    dlg.jobs.pool.waitForDone(30_000)
+    assert dlg.jobs.wait(30)
     dlg.close()
     dlg.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

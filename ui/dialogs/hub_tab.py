@@ -1,7 +1,7 @@
 """The Hugging Face tab of the model library dialog.
 
-Hub search, file listing and downloads run on the dialog's BackgroundJobs
-(ui.infra.jobs), so only the GUI thread touches Qt objects.
+Hub search, file listing and downloads run on the dialog's BackgroundTasks
+(ui.infra.tasks), so only the GUI thread touches Qt objects.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from app.models import hub
 from app.models.fit import format_bytes, rough_verdict_for_size
 from ui.dialogs.forms import button, row, status_label, table
-from ui.infra.jobs import BackgroundJobs, describe
+from ui.infra.tasks import BackgroundTasks, describe_error
 
 HUB_FILE_COLUMNS = ("File", "Quant", "Size", "Fit (approx.)")
 
@@ -48,7 +48,7 @@ class HubTab(QWidget):
     download_finished = Signal(str)
     download_failed = Signal(str)
 
-    def __init__(self, jobs: BackgroundJobs, parent: QWidget | None = None) -> None:
+    def __init__(self, jobs: BackgroundTasks, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._jobs = jobs
         self._files: list[hub.HubFile] = []
@@ -86,7 +86,7 @@ class HubTab(QWidget):
         query = self.search_edit.text().strip()
         self.status.setText(f"Searching for {query!r}…" if query else "Listing GGUF models…")
         self.search_button.setEnabled(False)
-        self._jobs.run(lambda _p: hub.search_models(query), self._on_search_done, self._on_error)
+        self._jobs.run(lambda: hub.search_models(query), self._on_search_done, self._on_error)
 
     def _on_search_done(self, repos: list[hub.HubRepo]) -> None:
         self.search_button.setEnabled(True)
@@ -106,7 +106,7 @@ class HubTab(QWidget):
     def list_files(self, repo_id: str) -> None:
         self.status.setText(f"Listing {repo_id}…")
         self.files_table.setRowCount(0)
-        self._jobs.run(lambda _p: hub.list_gguf_files(repo_id), self._on_listed, self._on_error)
+        self._jobs.run(lambda: hub.list_gguf_files(repo_id), self._on_listed, self._on_error)
 
     def _on_listed(self, files: list[hub.HubFile]) -> None:
         self._files = files
@@ -124,7 +124,7 @@ class HubTab(QWidget):
 
     def _on_error(self, error: BaseException) -> None:
         self.search_button.setEnabled(True)
-        self.status.setText(describe(error))
+        self.status.setText(describe_error(error))
 
     def start_download(self) -> None:
         r = self.files_table.currentRow()
@@ -141,7 +141,9 @@ class HubTab(QWidget):
         def download(progress: Callable[[Any], None]) -> Path:
             return hub.download_gguf(file, on_progress=progress, cancel=cancel)
 
-        self._jobs.run(download, self._on_downloaded, self._on_download_error, self._on_progress)
+        self._jobs.run_with_progress(
+            download, self._on_downloaded, self._on_download_error, self._on_progress
+        )
 
     def cancel_download(self) -> None:
         if self._cancel is not None:
@@ -181,6 +183,6 @@ class HubTab(QWidget):
     def _on_download_error(self, error: BaseException) -> None:
         self._download_ended()
         self.progress_bar.setValue(0)
-        message = describe(error)
+        message = describe_error(error)
         self.status.setText(message)
         self.download_failed.emit(message)

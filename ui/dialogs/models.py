@@ -2,8 +2,9 @@
 Hugging Face tab (search, download with progress and Cancel).
 
 The main window opens it with `ModelsDialog(parent, on_model_chosen=callable(path))`.
-Library scans and all Hub work run on the dialog's thread pool (see
-ui.infra.jobs.BackgroundJobs); only the GUI thread touches widgets.
+Library scans, the check before "Use this model" and all Hub work run on the
+dialog's BackgroundTasks (ui.infra.tasks, several workers); only the GUI thread
+touches widgets, and no header is read on it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from app.models.fit import estimate_fit, format_bytes
 from app.models.library import ModelEntry, ModelLibrary
 from ui.dialogs.forms import button, page, row, status_label, table
 from ui.dialogs.hub_tab import HubTab
-from ui.infra.jobs import BackgroundJobs, describe
+from ui.infra.tasks import BackgroundTasks, describe_error
 
 LIBRARY_COLUMNS = ("Name", "Quant", "Params", "Context", "Size", "Fit", "Source", "Path")
 DEFAULT_FIT_CTX = 4096
@@ -109,7 +110,8 @@ class ModelsDialog(QDialog):
         self._on_model_chosen = on_model_chosen
         self._library = library or ModelLibrary()
         self._entries: list[ModelEntry] = []
-        self.jobs = BackgroundJobs(self)
+        # Several workers: a search or a scan is not held up behind a download.
+        self.jobs = BackgroundTasks(self, max_workers=4, thread_name="glassbox-models")
 
         self.library_table = table(LIBRARY_COLUMNS, "Local models")
         self.library_table.itemDoubleClicked.connect(self._on_library_table_item_double_clicked)
@@ -143,7 +145,7 @@ class ModelsDialog(QDialog):
     def refresh_library(self) -> None:
         n_ctx, library = self.ctx_spin.value(), self._library
         self.library_status.setText("Reading model headers…")
-        self.jobs.run(lambda _p: _scan(library, n_ctx), self._on_scanned, self._on_scan_error)
+        self.jobs.run(lambda: _scan(library, n_ctx), self._on_scanned, self._on_scan_error)
 
     def _on_scanned(self, rows: list[tuple[ModelEntry, str]]) -> None:
         self._entries = [entry for entry, _ in rows]
@@ -163,7 +165,7 @@ class ModelsDialog(QDialog):
         self.library_loaded.emit(len(rows))
 
     def _on_scan_error(self, error: BaseException) -> None:
-        self.library_status.setText(describe(error))
+        self.library_status.setText(describe_error(error))
 
     def entries(self) -> list[ModelEntry]:
         return list(self._entries)
@@ -183,13 +185,23 @@ class ModelsDialog(QDialog):
         if not 0 <= r < len(self._entries):
             self.library_status.setText("Select a model first.")
             return
-        entry = self._entries[r]
-        try:
-            self._library.check(entry)  # it may have moved since the list was made
-        except GlassboxError as exc:
-            self.library_status.setText(str(exc))
-            self.refresh_library()
-            return
+        entry, library = self._entries[r], self._library
+        self.use_button.setEnabled(False)
+        # It may have moved since the list was made; re-reading it is file I/O,
+        # which stays off the GUI thread.
+        self.jobs.run(
+            lambda: library.check(entry),
+            lambda _info: self._on_use_checked(entry),
+            self._on_use_check_failed,
+        )
+
+    def _on_use_check_failed(self, error: BaseException) -> None:
+        self.use_button.setEnabled(True)
+        self.library_status.setText(describe_error(error))
+        self.refresh_library()
+
+    def _on_use_checked(self, entry: ModelEntry) -> None:
+        self.use_button.setEnabled(True)
         if self._on_model_chosen is not None:
             self._on_model_chosen(entry.path)
         self.model_chosen.emit(str(entry.path))
