@@ -14,9 +14,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from app.engine import events as ev
 from app.errors import GlassboxError
+from app.metrics import TurnMetrics
+
+if TYPE_CHECKING:
+    from ui.chrome.main_window import MainWindow
 from app.metrics_columns import format_table
 from app.prompts_file import read_prompts
 
@@ -93,7 +98,12 @@ class _DemoDriver:
     """Sends the next prompt whenever the previous reply is stored; screenshots at the end."""
 
     def __init__(
-        self, window: Any, prompts: list[str], screenshot: str, timeout_s: float, tune: bool = False
+        self,
+        window: MainWindow,
+        prompts: list[str],
+        screenshot: str,
+        timeout_s: float,
+        tune: bool = False,
     ) -> None:
         from PySide6.QtCore import QTimer
 
@@ -115,13 +125,13 @@ class _DemoDriver:
         self._tune = tune
         window.tuner.tuning_finished.connect(self._on_tuner_tuning_finished)
 
-    def _on_controller_model_ready(self, _info: Any) -> None:
+    def _on_controller_model_ready(self, _info: ev.ModelLoaded) -> None:
         self._ready["model"] = True
         if self._tune and not self._ready["threads"]:
             self.window.tuner.measure_now()
         self._maybe_begin()
 
-    def _on_tuner_tuning_finished(self, event: Any) -> None:
+    def _on_tuner_tuning_finished(self, event: ev.TuneFinished) -> None:
         if not self._tune or self._ready["threads"]:
             return
         from app.cli.tune_cmd import format_table
@@ -146,7 +156,7 @@ class _DemoDriver:
         print(f"> {prompt}", flush=True)
         self.window.controller.send(prompt)
 
-    def _on_controller_reply_finished(self, event: Any) -> None:
+    def _on_controller_reply_finished(self, event: ev.TurnFinished) -> None:
         if event.metrics.stop_reason == "error":
             self._fail("a turn ended with an error")
 
@@ -158,7 +168,7 @@ class _DemoDriver:
         else:
             self._finish()
 
-    def _on_bridge_engine_error(self, event: Any) -> None:
+    def _on_bridge_engine_error(self, event: ev.EngineError) -> None:
         self._fail(event.message)
 
     def _fail(self, message: str) -> None:
@@ -180,7 +190,7 @@ class _DemoDriver:
         # Let the streaming renderer and the plot timer catch up before grabbing.
         QTimer.singleShot(300, lambda: self._grab(turns))
 
-    def _grab(self, turns: list[tuple[int, Any]]) -> None:
+    def _grab(self, turns: list[tuple[int, TurnMetrics]]) -> None:
         from PySide6.QtWidgets import QApplication
 
         window = self.window
