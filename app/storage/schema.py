@@ -10,11 +10,14 @@ had before (SQLite DDL is transactional).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from app.errors import GlassboxError
 
-Migration = tuple[int, str]
+# The SQL of a migration, or a function that writes it for the SQLite library at
+# hand (called inside the migration's transaction).
+MigrationSql = str | Callable[[sqlite3.Connection], str]
+Migration = tuple[int, MigrationSql]
 
 # Version 1. turn_metrics has one column per TurnMetrics field, spelled the
 # same. The DDL is written out rather than generated from the dataclass on
@@ -72,7 +75,49 @@ CREATE TABLE turn_metrics (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = ((1, _V1),)
+# Version 2. A full-text index of message content for conversation search. The
+# trigram tokenizer keeps search's meaning (any substring, case-insensitive) while
+# answering from the index instead of reading every message; it needs SQLite
+# 3.34 with FTS5. External content: the text lives once, in messages, and the
+# triggers keep the index in step with every insert, update and delete
+# (foreign-key cascades included).
+SEARCH_INDEX_SQL = """
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    content, content='messages', content_rowid='id', tokenize='trigram'
+);
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+CREATE TRIGGER messages_fts_after_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER messages_fts_after_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER messages_fts_after_update AFTER UPDATE OF content ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content);
+END;
+"""
+
+
+def trigram_supported() -> bool:
+    """Whether this SQLite library has FTS5 with the trigram tokenizer."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("CREATE VIRTUAL TABLE probe USING fts5(x, tokenize='trigram')")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+
+
+def _v2_search_index(_conn: sqlite3.Connection) -> str:
+    # Without trigram FTS5 the version still advances and search keeps scanning
+    # messages (Store checks for the table), rather than refusing to open the file.
+    return SEARCH_INDEX_SQL if trigram_supported() else ""
+
+
+MIGRATIONS: tuple[Migration, ...] = ((1, _V1), (2, _v2_search_index))
 
 
 class StorageError(GlassboxError):
@@ -132,16 +177,15 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
-def _apply(conn: sqlite3.Connection, version: int, sql: str) -> None:
+def _apply(conn: sqlite3.Connection, version: int, sql: MigrationSql) -> None:
     # Statements run one by one rather than through executescript(), which
     # would COMMIT the transaction we opened before running the script.
-    statements = split_statements(sql)
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Re-read under the write lock: another process opening the same new
         # file may have applied this migration while we waited.
         if schema_version(conn) < version:
-            for statement in statements:
+            for statement in split_statements(sql if isinstance(sql, str) else sql(conn)):
                 conn.execute(statement)
             # user_version lives in the file header, which is journaled like
             # any page: a rollback also undoes the bump.

@@ -110,6 +110,12 @@ class Store:
         try:
             self._configure()
             migrate(self._conn)
+            # Absent where SQLite lacks trigram FTS5 (see schema version 2).
+            self._search_index = bool(
+                self._conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages_fts'"
+                ).fetchall()
+            )
         except BaseException:
             self._conn.close()
             raise
@@ -197,18 +203,30 @@ class Store:
     def list_conversations(self, search: str | None = None) -> list[Conversation]:
         """Newest updated first, without soft-deleted ones.
 
-        `search` matches the title or any message's content, case-insensitively
-        (Unicode case folding). A full scan, fine for a personal chat history.
+        `search` matches any substring of the title or of a message's content,
+        case-insensitively. Messages are searched through the trigram index
+        (messages_fts) when the needle has 3 characters or more; shorter needles,
+        and needles whose Unicode case folding is more than lower-casing ("ß"),
+        scan the messages instead. The index folds case character by character,
+        so "ss" does not find "ß" as a scan would.
         """
         sql = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations AS c WHERE deleted_at IS NULL"
         params: tuple[Any, ...] = ()
         if search:
             needle = search.casefold()
-            sql += (
-                " AND (gb_contains(c.title, ?) OR EXISTS (SELECT 1 FROM messages AS m"
-                " WHERE m.conversation_id = c.id AND gb_contains(m.content, ?)))"
-            )
-            params = (needle, needle)
+            if self._search_index and len(search) >= 3 and needle == search.lower():
+                sql += (
+                    " AND (gb_contains(c.title, ?) OR c.id IN (SELECT m.conversation_id"
+                    " FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid"
+                    " WHERE messages_fts MATCH ?))"
+                )
+                params = (needle, _fts_phrase(search))
+            else:
+                sql += (
+                    " AND (gb_contains(c.title, ?) OR EXISTS (SELECT 1 FROM messages AS m"
+                    " WHERE m.conversation_id = c.id AND gb_contains(m.content, ?)))"
+                )
+                params = (needle, needle)
         sql += " ORDER BY updated_at DESC, id DESC"
         return [Conversation(*row) for row in self._query(sql, params)]
 
@@ -355,6 +373,12 @@ class Store:
         """PRAGMA integrity_check joined into one string; "ok" when the file is sound."""
         rows = self._query("PRAGMA integrity_check")
         return "\n".join(str(row[0]) for row in rows)
+
+
+def _fts_phrase(text: str) -> str:
+    """An FTS5 query matching `text` as written: one quoted phrase, which the trigram
+    tokenizer turns into "these characters, in a row"; operators stay plain text."""
+    return '"' + text.replace('"', '""') + '"'
 
 
 def _to_json(value: dict[str, Any] | None) -> str | None:
