@@ -31,7 +31,7 @@ from ui.infra.tasks import BackgroundTasks
 from ui.internals.panel import InternalsPanel
 
 if TYPE_CHECKING:
-    from app.engine.local import LocalEngine
+    from app.engine.base import Engine
 
 
 class ChatController(QObject):
@@ -46,7 +46,7 @@ class ChatController(QObject):
     def __init__(
         self,
         *,
-        engine: LocalEngine,
+        engine: Engine,
         session: ChatSession,
         store: Store,
         bridge: EngineBridge,

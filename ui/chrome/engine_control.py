@@ -19,7 +19,7 @@ from ui.infra.tasks import BackgroundTasks, describe_error
 from ui.internals.panel import InternalsPanel
 
 if TYPE_CHECKING:
-    from app.engine.local import LocalEngine
+    from app.engine.base import Engine
 
 
 class EngineController(QObject):
@@ -34,7 +34,7 @@ class EngineController(QObject):
     def __init__(
         self,
         *,
-        engine: LocalEngine,
+        engine: Engine,
         bridge: EngineBridge,
         tasks: BackgroundTasks,
         status: EngineStatusBar,

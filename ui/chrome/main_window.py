@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.local import LocalEngine
+from app.engine.base import Engine
 from app.gui_settings import GuiSettings
 from app.session import ChatSession
 from app.storage.store import Store
@@ -52,7 +52,7 @@ class MainWindow(QMainWindow):
     def __init__(
         self,
         *,
-        engine: LocalEngine,
+        engine: Engine,
         store: Store,
         session: ChatSession,
         bridge: EngineBridge,

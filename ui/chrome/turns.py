@@ -29,7 +29,7 @@ from ui.infra.tasks import BackgroundTasks, describe_error
 from ui.internals.panel import InternalsPanel
 
 if TYPE_CHECKING:
-    from app.engine.local import LocalEngine
+    from app.engine.base import Engine
 
 # (conversation id, sampling) -> request id; runs on the background thread.
 SessionCall = Callable[[int, SamplingSettings], int]
@@ -65,7 +65,7 @@ class TurnsController(QObject):
     def __init__(
         self,
         *,
-        engine: LocalEngine,
+        engine: Engine,
         session: ChatSession,
         store: Store,
         bridge: EngineBridge,
