@@ -66,7 +66,13 @@ def run_gui(args: argparse.Namespace) -> int:
     from app.cli.common import runtime_from_args
     from app.gui_settings import GuiSettings
     from ui.infra.error_dialog import install_excepthook
-    from ui.startup import build_window, create_application, resolve_model
+    from ui.startup import (
+        build_window,
+        create_application,
+        report_startup_times,
+        resolve_model,
+        startup_times_requested,
+    )
 
     settings = GuiSettings.load()
     settings.runtime = runtime_from_args(args, settings.runtime)
@@ -76,6 +82,8 @@ def run_gui(args: argparse.Namespace) -> int:
     window = build_window(settings)
     install_excepthook(lambda: window)
     window.show()
+    if startup_times_requested():
+        report_startup_times(app, window)
     window.start(model)
     try:
         return int(app.exec())

@@ -4,7 +4,9 @@ to open, and a MainWindow wired to the core objects."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from app.gui_settings import GuiSettings
@@ -13,6 +15,40 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
     from ui.chrome.main_window import MainWindow
+
+
+# Set to 1, `glassbox` prints when its window is shown and when the model is ready, then
+# exits (benchmarks/bench_startup.py). Times are time.monotonic_ns(), the clock the
+# launching process reads too.
+STARTUP_TIMES_ENV = "GLASSBOX_STARTUP_TIMES"
+STARTUP_TIMES_PREFIX = "glassbox-startup"
+
+
+def startup_times_requested() -> bool:
+    return os.environ.get(STARTUP_TIMES_ENV, "") not in ("", "0")
+
+
+def report_startup_times(app: QApplication, window: MainWindow) -> None:
+    """Print `glassbox-startup window_shown NS` when the event loop first runs with the window
+    shown, `glassbox-startup model_ready NS` when the model is loaded, then quit (exit 1 if
+    loading fails)."""
+    from PySide6.QtCore import QTimer
+
+    def emit(moment: str) -> None:
+        print(f"{STARTUP_TIMES_PREFIX} {moment} {time.monotonic_ns()}", flush=True)
+
+    def on_ready(_info: object) -> None:
+        emit("model_ready")
+        app.quit()
+
+    def on_error(_event: object) -> None:
+        emit("model_failed")
+        app.exit(1)
+
+    QTimer.singleShot(0, lambda: emit("window_shown"))
+    window.controller.model_ready.connect(on_ready)
+    window.bridge.engine_error.connect(on_error)
+    window.bridge.engine_crashed.connect(on_error)
 
 
 def resolve_model(args: argparse.Namespace, remembered: str | None) -> str:
