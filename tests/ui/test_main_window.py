@@ -260,7 +260,7 @@ def test_models_dialog_loads_the_chosen_model(qtbot, window, model_path, tmp_pat
 def test_leaving_and_reopening_a_conversation_while_it_streams(qtbot, window):
     window.settings.sampling = SamplingSettings(temperature=0.0, seed=1, max_tokens=300)
     first = window.controller.conversation_id
-    with qtbot.waitSignal(window.bridge.token_received, timeout=TIMEOUT):
+    with qtbot.waitSignal(window.bridge.tokens_received, timeout=TIMEOUT):
         window.controller.send("Write a long story about a dragon.")
     with qtbot.waitSignal(window.controller.conversation_opened, timeout=10_000):
         window.controller.new_conversation()

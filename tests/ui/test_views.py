@@ -345,7 +345,9 @@ def test_bridge_delivers_events_from_another_thread_in_order(qtbot):
     bridge = EngineBridge()
     seen: list[tuple[int, bool]] = []
     main = threading.get_ident()
-    bridge.token_received.connect(lambda e: seen.append((e.index, threading.get_ident() == main)))
+    bridge.tokens_received.connect(
+        lambda batch: seen.extend((e.index, threading.get_ident() == main) for e in batch.tokens)
+    )
     with qtbot.waitSignal(bridge.turn_finished, timeout=2000):
 
         def produce() -> None:

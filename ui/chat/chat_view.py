@@ -2,15 +2,16 @@
 
 The view knows nothing about the engine. The controller tells it what happened
 ("a turn for key K started", "text arrived") and listens to its *_requested
-signals. Streamed text is buffered and the bubble re-rendered by a timer, so a
-fast model costs one Markdown render per tick, not one per token.
+signals. Streamed text is buffered and appended to its bubble at most once per
+frame (ui/infra/frame_clock.py); the bubble renders its Markdown only when a
+block is finished (ui/chat/markdown_view.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -25,8 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.storage.store import Message
 from ui.chat.message_widget import MessageWidget
-
-RENDER_INTERVAL_MS = 50  # 20 Hz re-render of streaming bubbles
+from ui.infra.frame_clock import FrameGate
 
 
 class InputBox(QPlainTextEdit):
@@ -71,7 +71,7 @@ class ChatView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._widgets: list[MessageWidget] = []
-        self._pending_text: dict[object, str] = {}
+        self._pending_text: dict[object, list[str]] = {}  # streamed, not yet shown
         self._editing = False
         self._generating = False
 
@@ -133,9 +133,7 @@ class ChatView(QWidget):
         layout.addWidget(self.edit_banner)
         layout.addLayout(input_row)
 
-        self._render_timer = QTimer(self)
-        self._render_timer.setInterval(RENDER_INTERVAL_MS)
-        self._render_timer.timeout.connect(self._on_render_timer_timeout)
+        self._frame = FrameGate(self._show_pending_text, parent=self)
 
     def _button(self, text: str, tip: str, slot: Callable[[], object]) -> QPushButton:
         button = QPushButton(text)
@@ -218,22 +216,22 @@ class ChatView(QWidget):
             widget.set_status(text)
 
     def append_reply_text(self, key: object, piece: str) -> None:
-        widget = self.reply_widget(key)
-        if widget is None:
+        """Streamed text for turn `key`; shown with the next frame."""
+        if not piece:
             return
-        self._pending_text[key] = self._pending_text.get(key, widget.text()) + piece
-        if not self._render_timer.isActive():
-            self._render_timer.start()
+        self._pending_text.setdefault(key, []).append(piece)
+        self._frame.request()
+
+    def chat_updates(self) -> int:
+        """How many times streamed text was put on screen (tests: one per frame at most)."""
+        return self._frame.runs
 
     def finish_turn(self, key: object, text: str | None, partial: bool, reason: str | None) -> None:
         widget = self.reply_widget(key)
         if widget is None:
             return
-        final = self._pending_text.pop(key, None)
-        if text is not None:
-            final = text
-        if final is not None:
-            widget.set_text(final)
+        pending = "".join(self._pending_text.pop(key, []))
+        widget.set_text(text if text is not None else widget.text() + pending)
         if partial:
             widget.set_partial(True, reason)
         else:
@@ -353,14 +351,12 @@ class ChatView(QWidget):
         if text:
             self._on_input_submitted(text)
 
-    def _on_render_timer_timeout(self) -> None:
-        if not self._pending_text:
-            self._render_timer.stop()
-            return
-        for key, text in list(self._pending_text.items()):
+    def _show_pending_text(self) -> None:
+        pending, self._pending_text = self._pending_text, {}
+        for key, pieces in pending.items():
             widget = self.reply_widget(key)
             if widget is not None:
-                widget.set_text(text)
+                widget.append_text("".join(pieces))
 
     def _on_scrollbar_range_changed(self, _low: int, high: int) -> None:
         if self._follow_tail:

@@ -3,6 +3,12 @@
 QTextDocument.setMarkdown marks fenced code blocks with BlockCodeFence and the
 fence's language; a QSyntaxHighlighter colours exactly those blocks, so the
 Markdown parsing stays Qt's and only the colours are ours.
+
+A streamed reply grows by appends: the new text goes at the end of a plain tail
+block (inside a code block's format while a fence is open), and the Markdown is
+rendered again only when a block is finished (ui/chat/markdown_blocks.py) and
+once more, whole, at the end of the turn. A reply of B blocks costs about B
+renders, not one per frame.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
 
+from ui.chat.markdown_blocks import BlockSplitter
 from ui.infra import theme
 
 try:  # Pygments is optional: without it code blocks are monospace, uncoloured.
@@ -112,35 +119,89 @@ class MessageBody(QTextBrowser):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.viewport().setAutoFillBackground(False)
         self.setStyleSheet("QTextBrowser { background: transparent; }")
-        self._markdown = ""
+        self._stream = BlockSplitter()
+        self._complete = True  # the document is the Markdown of all the text, no plain tail
+        self._tail_start = 0  # offset in the text where the plain tail begins
+        self.render_count = 0  # Markdown renders (setMarkdown calls), for tests
         self._highlighter = CodeHighlighter(self.document(), theme.is_dark())
         self.document().documentLayout().documentSizeChanged.connect(self._on_layout_size_changed)
 
     def markdown(self) -> str:
-        return self._markdown
+        return self._stream.text
 
     def set_markdown(self, text: str) -> None:
-        if text == self._markdown:
+        """Show `text`, rendered whole (a stored message, or a streamed reply's end)."""
+        if text == self._stream.text and self._complete:
             return
-        self._markdown = text
-        self.document().setMarkdown(text, QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
-        self._style_code_blocks()
+        self._stream = BlockSplitter()
+        self._stream.feed(text)
+        self._render(text)
+        self._complete = True
         self._fit_height()
 
+    def append_markdown(self, piece: str) -> None:
+        """Add streamed text: appended to the tail, rendered when it finishes a block."""
+        if not piece:
+            return
+        stream = self._stream
+        if stream.feed(piece) or self._complete:
+            fence = stream.fence_start
+            self._render(stream.text[: stream.stable if fence is None else fence])
+            self._tail_start = stream.stable
+            self._open_tail(stream.fence_language)
+            piece = stream.text[self._tail_start :]
+            self._complete = False
+        if piece:
+            cursor = QTextCursor(self.document())
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.insertText(piece)
+        self._fit_height()
+
+    def finish(self) -> None:
+        """The stream ended: render the whole text as Markdown."""
+        if not self._complete:
+            self.set_markdown(self._stream.text)
+
+    def _render(self, text: str) -> None:
+        self.render_count += 1
+        self.document().setMarkdown(text, QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
+        self._style_code_blocks()
+
+    def _open_tail(self, fence_language: str | None) -> None:
+        """A block at the end for the plain tail: prose, or code while a fence is open."""
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        block = QTextBlockFormat()
+        char = QTextCharFormat()
+        if fence_language is None:
+            block.setTopMargin(6)
+            block.setBottomMargin(6)
+        else:
+            block.setProperty(QTextFormat.Property.BlockCodeFence, "`")
+            block.setProperty(QTextFormat.Property.BlockCodeLanguage, fence_language)
+            self._code_formats(block, char)
+        if self.document().isEmpty():
+            cursor.setBlockFormat(block)
+            cursor.setBlockCharFormat(char)
+            cursor.setCharFormat(char)
+        else:
+            cursor.insertBlock(block, char)
+
+    def _code_formats(self, block: QTextBlockFormat, char: QTextCharFormat) -> None:
+        block.setBackground(QColor("#2b2b2b" if theme.is_dark() else "#f3f3f3"))
+        block.setNonBreakableLines(False)  # wrap long code lines instead of clipping
+        char.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+
     def _style_code_blocks(self) -> None:
-        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        background = QColor("#2b2b2b" if theme.is_dark() else "#f3f3f3")
         block = self.document().begin()
         cursor = QTextCursor(self.document())
         while block.isValid():
             if code_language(block.blockFormat()) is not None:
                 fmt = block.blockFormat()
-                fmt.setBackground(background)
-                fmt.setNonBreakableLines(False)  # wrap long code lines instead of clipping
+                char = QTextCharFormat()
+                self._code_formats(fmt, char)
                 cursor.setPosition(block.position())
                 cursor.setBlockFormat(fmt)
-                char = QTextCharFormat()
-                char.setFont(mono)
                 cursor.setPosition(
                     block.position() + max(0, block.length() - 1), QTextCursor.MoveMode.KeepAnchor
                 )

@@ -98,6 +98,10 @@ class MessageWidget(QFrame):
     def set_text(self, text: str) -> None:
         self.body.set_markdown(text)
 
+    def append_text(self, piece: str) -> None:
+        """Streamed text: appended, its Markdown rendered block by block."""
+        self.body.append_markdown(piece)
+
     def status(self) -> str:
         return self._status_label.text()
 

@@ -23,7 +23,7 @@ from app.settings import SamplingSettings
 from app.storage.store import Store
 from ui.chat.chat_view import ChatView
 from ui.chrome.conversations import ConversationsController
-from ui.infra.bridge import EngineBridge
+from ui.infra.bridge import EngineBridge, FrameTokens
 from ui.infra.error_dialog import show_error
 from ui.infra.tasks import BackgroundTasks, describe_error
 from ui.internals.panel import InternalsPanel
@@ -93,7 +93,7 @@ class TurnsController(QObject):
         bridge.request_submitted.connect(self._on_bridge_request_submitted)
         bridge.request_queued.connect(self._on_bridge_request_queued)
         bridge.turn_started.connect(self._on_bridge_turn_started)
-        bridge.token_received.connect(self._on_bridge_token_received)
+        bridge.tokens_received.connect(self._on_bridge_tokens_received)
         bridge.engine_error.connect(self._on_bridge_engine_error)
         bridge.engine_crashed.connect(self._on_bridge_engine_crashed)
         bridge.turn_finished.connect(self._on_bridge_turn_finished)
@@ -186,7 +186,7 @@ class TurnsController(QObject):
             RequestSubmitted: self._on_bridge_request_submitted,
             ev.RequestQueued: self._on_bridge_request_queued,
             ev.TurnStarted: self._on_bridge_turn_started,
-            ev.Token: self._on_bridge_token_received,
+            FrameTokens: self._on_bridge_tokens_received,
             ev.EngineError: self._on_bridge_engine_error,
             ev.TurnFinished: self._on_bridge_turn_finished,
             ReplyStored: self._on_bridge_reply_stored,
@@ -233,16 +233,18 @@ class TurnsController(QObject):
         if self._visible(turn):
             self.panel.begin_live(event)
 
-    def _on_bridge_token_received(self, event: ev.Token) -> None:
-        if (turn := self._turn_of(event)) is None:
+    def _on_bridge_tokens_received(self, batch: FrameTokens) -> None:
+        """The tokens of one frame: one chat update and one live-strip update for all."""
+        if (turn := self._turn_of(batch)) is None:
             return
-        turn.tokens += 1
-        turn.text.append(event.text)
-        if turn.tokens == 1:
+        if not turn.tokens:
             self.chat.set_turn_status(turn.key, "generating…")
-        self.chat.append_reply_text(turn.key, event.text)
+        turn.tokens += len(batch.tokens)
+        text = batch.text
+        turn.text.append(text)
+        self.chat.append_reply_text(turn.key, text)
         if self._visible(turn):
-            self.panel.add_token(event.t_ns)
+            self.panel.add_tokens([token.t_ns for token in batch.tokens])
 
     def _on_bridge_engine_error(self, event: ev.EngineError) -> None:
         if (turn := self._turn_of(event)) is not None:

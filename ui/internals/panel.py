@@ -1,8 +1,11 @@
 """The internals panel: per-turn plots across the conversation, a live strip, and a readout.
 
-Data arrives as calls (set_turns, begin_live, add_token, ...) that only append
-to buffers and set a dirty flag; a 25 Hz QTimer pushes the buffers into the
-plots. A model streaming 150 tok/s therefore costs at most 25 redraws a second.
+Data arrives as calls (set_turns, begin_live, add_tokens, ...) that only append
+to buffers, mark what changed and ask for a frame (ui/infra/frame_clock.py);
+the frame pushes the buffers into the plots. A model streaming 150 tok/s
+therefore costs at most about 30 redraws a second, none while nothing changed,
+and none while the panel is hidden (the dock closed, or a tab behind another):
+what changed meanwhile is drawn when it is shown again.
 """
 
 from __future__ import annotations
@@ -10,17 +13,16 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QCursor
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtGui import QCursor, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QToolTip, QVBoxLayout, QWidget
 
 from app.engine.events import ModelLoaded
 from app.metrics import TurnMetrics
 from app.metrics_columns import COLUMNS, fmt, metrics_rows
 from ui.infra import theme
+from ui.infra.frame_clock import FrameGate
 from ui.internals.turn_plots import KvPlot, LivePlot, RatePlot, TtftPlot, TurnPlot
-
-REDRAW_INTERVAL_MS = 40  # 25 Hz
 
 
 def metrics_tooltip(turn: int, m: TurnMetrics) -> str:
@@ -58,9 +60,9 @@ class InternalsPanel(QWidget):
         self._live_started: object | None = None  # TurnStarted of the turn in progress
         self._live_state = "idle"
         self._final: TurnMetrics | None = None
-        # Turn plots waiting for new data. One is redrawn per timer tick: redrawing
+        # Turn plots waiting for new data. One is redrawn per frame: redrawing
         # all three at once (axes, text) stalled the event loop 40-60 ms at each
-        # turn's end on a 2-core machine; spread out, no tick costs more than one plot.
+        # turn's end on a 2-core machine; spread out, no frame costs more than one plot.
         self._stale_plots: list[TurnPlot] = []
         self._dirty_live = False
         self.redraw_count = 0
@@ -128,10 +130,7 @@ class InternalsPanel(QWidget):
             layout.addWidget(plot, 1)
         layout.addLayout(live, 1)
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(REDRAW_INTERVAL_MS)
-        self._timer.timeout.connect(self._on_redraw_timer_timeout)
-        self._timer.start()
+        self._frame = FrameGate(self._on_frame, parent=self)
         self._render_readout()
 
     def turn_plots(self) -> list[TurnPlot]:
@@ -178,23 +177,32 @@ class InternalsPanel(QWidget):
         self._live_times_ms, self._live_itl_ms = [], []
         self._live_state = "prefill"
         self._final = None
-        self._dirty_live = True
+        self._mark_live()
 
     def add_token(self, t_ns: int) -> None:
+        self.add_tokens([t_ns])
+
+    def add_tokens(self, t_ns: Sequence[int]) -> None:
+        """Engine timestamps of the tokens that arrived since the last call, in order."""
+        if not t_ns:
+            return
         if self._live_t0_ns is None:
-            self._live_t0_ns = t_ns
-        self._live_times_ms.append((t_ns - self._live_t0_ns) / 1e6)
-        if self._live_last_ns is not None:
-            self._live_itl_ms.append((t_ns - self._live_last_ns) / 1e6)
-        self._live_last_ns = t_ns
+            self._live_t0_ns = t_ns[0]
+        t0, last = self._live_t0_ns, self._live_last_ns
+        for t in t_ns:
+            self._live_times_ms.append((t - t0) / 1e6)
+            if last is not None:
+                self._live_itl_ms.append((t - last) / 1e6)
+            last = t
+        self._live_last_ns = last
         self._live_state = "decode"
-        self._dirty_live = True
+        self._mark_live()
 
     def end_live(self, metrics: TurnMetrics | None, state: str = "finished") -> None:
         self._live_state = state
         if metrics is not None:
             self._final = metrics
-        self._dirty_live = True
+        self._mark_live()
 
     def live_token_count(self) -> int:
         return len(self._live_times_ms)
@@ -202,10 +210,24 @@ class InternalsPanel(QWidget):
     # ---- drawing ----------------------------------------
     def _mark_stale(self, plots: list[TurnPlot]) -> None:
         self._stale_plots += [plot for plot in plots if plot not in self._stale_plots]
+        self._frame.request()
 
-    def _on_redraw_timer_timeout(self) -> None:
-        if not (self._stale_plots or self._dirty_live):
-            return
+    def _mark_live(self) -> None:
+        self._dirty_live = True
+        self._frame.request()
+
+    def drawable(self) -> bool:
+        """Whether a redraw would reach the screen (shown, and not covered entirely)."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def _on_frame(self) -> None:
+        if not (self._stale_plots or self._dirty_live) or not self.drawable():
+            return  # kept marked: drawn when shown again (showEvent)
+        self._redraw()
+        if self._stale_plots:
+            self._frame.request()  # the next stale plot in the next frame
+
+    def _redraw(self) -> None:
         if self._stale_plots:
             plot = self._stale_plots.pop(0)
             plot.set_turns([m for _mid, m in self._turns])
@@ -222,7 +244,18 @@ class InternalsPanel(QWidget):
         self._mark_stale(self.turn_plots())
         self._dirty_live = True
         while self._stale_plots:
-            self._on_redraw_timer_timeout()
+            self._redraw()
+        self._frame.cancel()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._stale_plots or self._dirty_live:
+            self._frame.request()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)  # from zero size (a collapsed dock) back to drawable
+        if self._stale_plots or self._dirty_live:
+            self._frame.request()
 
     def _render_readout(self) -> None:
         m = self._final
