@@ -29,13 +29,23 @@ def startup_times_requested() -> bool:
 
 
 def report_startup_times(app: QApplication, window: MainWindow) -> None:
-    """Print `glassbox-startup window_shown NS` when the event loop first runs with the window
-    shown, `glassbox-startup model_ready NS` when the model is loaded, then quit (exit 1 if
+    """Print `glassbox-startup window_shown NS` once the window's first frame is painted,
+    `glassbox-startup model_ready NS` when the model is loaded, then quit (exit 1 if
     loading fails)."""
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QEvent, QObject, QTimer
 
     def emit(moment: str) -> None:
         print(f"{STARTUP_TIMES_PREFIX} {moment} {time.monotonic_ns()}", flush=True)
+
+    class FirstFrame(QObject):
+        """The window's first UpdateRequest paints every visible widget into the backing
+        store and flushes it; the zero timer fires once that event is done."""
+
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+            if event.type() == QEvent.Type.UpdateRequest:
+                watched.removeEventFilter(self)
+                QTimer.singleShot(0, lambda: emit("window_shown"))
+            return False
 
     def on_ready(_info: object) -> None:
         emit("model_ready")
@@ -45,7 +55,9 @@ def report_startup_times(app: QApplication, window: MainWindow) -> None:
         emit("model_failed")
         app.exit(1)
 
-    QTimer.singleShot(0, lambda: emit("window_shown"))
+    first_frame = FirstFrame(window)
+    window.installEventFilter(first_frame)
+    window.update()  # an UpdateRequest even where show() already painted
     window.controller.model_ready.connect(on_ready)
     window.bridge.engine_error.connect(on_error)
     window.bridge.engine_crashed.connect(on_error)
