@@ -74,7 +74,10 @@ def one_launch(model: str | None, timeout_s: float = 120.0) -> dict[str, Any]:
         for line in out.splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[0] == PREFIX:
-                moments[f"{parts[1]}_s"] = (int(parts[2]) - started_ns) / 1e9
+                if parts[1].endswith("_ms"):
+                    moments[parts[1]] = float(parts[2])
+                else:
+                    moments[f"{parts[1]}_s"] = (int(parts[2]) - started_ns) / 1e9
         if proc.returncode != 0 or "model_ready_s" not in moments:
             tail = (err or out).strip().splitlines()[-3:]
             raise RuntimeError(f"glassbox exited {proc.returncode}: {' / '.join(tail)}")
@@ -94,6 +97,9 @@ def run(config: BenchConfig) -> Section:
                 "run": number,
                 "window shown (s)": round(moments["window_shown_s"], 3),
                 "model ready (s)": round(moments["model_ready_s"], 3),
+                "of which worker load + warm-up (s)": round(
+                    moments.get("worker_load_ms", 0) / 1000, 3
+                ),
                 "load avg": round(load, 2),
             }
         )
@@ -105,6 +111,9 @@ def run(config: BenchConfig) -> Section:
             "run": "median",
             "window shown (s)": round(window, 3) if window is not None else None,
             "model ready (s)": round(ready, 3) if ready is not None else None,
+            "of which worker load + warm-up (s)": median(
+                [m.get("worker_load_ms", 0) / 1000 for m in launches]
+            ),
         }
     )
     section.ratios = [

@@ -30,8 +30,8 @@ def startup_times_requested() -> bool:
 
 def report_startup_times(app: QApplication, window: MainWindow) -> None:
     """Print `glassbox-startup window_shown NS` once the window's first frame is painted,
-    `glassbox-startup model_ready NS` when the model is loaded, then quit (exit 1 if
-    loading fails)."""
+    `glassbox-startup model_ready NS` when the model is loaded (and `worker_load_ms MS`,
+    the worker's share), then quit (exit 1 if loading fails)."""
     from PySide6.QtCore import QEvent, QObject, QTimer
 
     def emit(moment: str) -> None:
@@ -47,8 +47,12 @@ def report_startup_times(app: QApplication, window: MainWindow) -> None:
                 QTimer.singleShot(0, lambda: emit("window_shown"))
             return False
 
-    def on_ready(_info: object) -> None:
+    def on_ready(info: object) -> None:
         emit("model_ready")
+        # The worker's own part: llama.cpp's load and the warm-up decode.
+        print(
+            f"{STARTUP_TIMES_PREFIX} worker_load_ms {getattr(info, 'load_ms', 0.0):.1f}", flush=True
+        )
         app.quit()
 
     def on_error(_event: object) -> None:
