@@ -209,7 +209,9 @@ class MessageBody(QTextBrowser):
             block = block.next()
 
     def _fit_height(self) -> None:
-        self.document().setTextWidth(max(50, self.viewport().width()))
+        width = max(50, self.viewport().width())
+        if self.document().textWidth() != width:  # setTextWidth lays out the whole document
+            self.document().setTextWidth(width)
         height = int(self.document().size().height()) + self.contentsMargins().top() * 2 + 2
         if height != self.height():
             self.setFixedHeight(height)

@@ -274,7 +274,7 @@ class LivePlot(pg.PlotWidget):
 
     def set_points(self, xs: Sequence[float], ys: Sequence[float]) -> None:
         xs, ys = list(xs), list(ys)
-        self.curve.setData(xs, ys)
+        self.curve.setData(xs, ys, skipFiniteCheck=True)  # times and counts: always finite
         if not xs:
             self._set_tops(10.0, 10.0)
             return
