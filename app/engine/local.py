@@ -31,6 +31,7 @@ from app.engine import cpu_activity, thread_tuning
 from app.engine import events as ev
 from app.engine.pending_turn import MessagesSource, PendingTurn, exit_signal_name
 from app.engine.repack_guard import RepackMemory, RepackPlan, crash_reason, plan_for
+from app.engine.token_batch import TokenBatch
 from app.engine.worker_process import (
     WorkerProcess,
     new_log_path,
@@ -477,6 +478,10 @@ class LocalEngine:
             self._emit(event)
 
     def _on_message(self, worker: WorkerProcess, event: ev.EngineEvent) -> None:
+        if isinstance(event, TokenBatch):  # one pipe message, one Token event per token
+            for token in event.unpack():
+                self._on_message(worker, token)
+            return
         now = time.monotonic_ns()
         next_command = False
         with self._lock:

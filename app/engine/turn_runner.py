@@ -3,13 +3,16 @@
 Runs in the worker process on a loaded model (app.engine.worker.Loaded); it
 never imports llama_cpp itself. The three steps are apart so each can be read
 and changed alone: prepare_prompt() fits the history into the context and
-tokenizes it, stream_reply() decodes and sends Token events until a stop, and
-turn_metrics() turns the timestamps into the TurnMetrics record.
+tokenizes it, stream_reply() decodes (llama_decode and llama.cpp's sampler
+chain: app.engine.native_decode, app.engine.sampler) and sends Token events,
+batched per frame (app.engine.token_batch), until a stop, and turn_metrics()
+turns the timestamps into the TurnMetrics record.
 """
 
 from __future__ import annotations
 
 import codecs
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -19,13 +22,22 @@ from multiprocessing.synchronize import Event as EventType
 from typing import TYPE_CHECKING, Any
 
 from app.engine import events as ev
+from app.engine.native_decode import DecodeError
 from app.engine.prompting import Message, find_stop, fit_history, held_stop_prefix
+from app.engine.sampler import SamplerChain
+from app.engine.token_batch import TokenBatcher
 from app.errors import GlassboxError
 from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
 from app.settings import SamplingSettings
 
 if TYPE_CHECKING:
     from app.engine.worker import Loaded
+
+# Which decode loop serves turns: "native" (llama_decode and llama.cpp's sampler
+# chain, app.engine.native_decode) or "generate" (llama-cpp-python's
+# Llama.generate, the loop before it; the bench compares the two).
+DECODE_LOOP_ENV = "GLASSBOX_DECODE_LOOP"
+DECODE_LOOPS = ("native", "generate")
 
 
 @dataclass
@@ -65,6 +77,51 @@ def prepare_prompt(
     return PreparedPrompt(tokens, stops, model.cached_prefix(tokens), dropped)
 
 
+class _TextStream:
+    """Turns sampled tokens into reply text and Token events.
+
+    Text that may be the start of a stop string is held back, so the stream
+    never shows what the final reply will not contain. Tokens go out through a
+    TokenBatcher: batched when they come faster than a screen refreshes.
+    """
+
+    def __init__(self, reply: StreamedReply, stops: tuple[str, ...], batcher: TokenBatcher):
+        self.reply, self.stops, self.batcher = reply, stops, batcher
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.text = ""
+        self._streamed = 0  # characters of text already sent in Token events
+
+    def add(self, token: int, piece: bytes, now: int) -> bool:
+        """Take one token; True when a stop string ended the reply."""
+        self.reply.token_times.append(now)
+        searched_from = len(self.text)
+        text = self.text = self.text + self._decoder.decode(piece)
+        stops = self.stops
+        cut = find_stop(text, stops, searched_from) if stops else -1
+        if cut >= 0:
+            safe = cut
+        elif stops:
+            safe = len(text) - held_stop_prefix(text, stops)
+        else:
+            safe = len(text)
+        self.batcher.add(token, text[self._streamed : safe], now)
+        self._streamed = safe
+        if cut >= 0:
+            self.text, self.reply.stop_reason = text[:cut], "stop"
+            return True
+        return False
+
+    def finish(self) -> None:
+        self.batcher.flush()
+        self.reply.text = self.text + self._decoder.decode(b"", final=True)
+
+
+def decode_loop_name() -> str:
+    """The decode loop in use: "native" (default) or "generate" (GLASSBOX_DECODE_LOOP)."""
+    name = os.environ.get(DECODE_LOOP_ENV, "native")
+    return name if name in DECODE_LOOPS else "native"
+
+
 def stream_reply(
     model: Loaded,
     conn: Connection,
@@ -73,18 +130,75 @@ def stream_reply(
     prompt: PreparedPrompt,
     sampling: SamplingSettings,
 ) -> StreamedReply:
-    """Decode until end of text, a stop string, max tokens, a full context or cancel.
+    """Decode until end of text, a stop string, max tokens, a full context or cancel."""
+    reply = StreamedReply()
+    stream = _TextStream(reply, prompt.stops, TokenBatcher(conn.send, request_id))
+    seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
+    if decode_loop_name() == "generate":
+        _decode_with_llama_generate(model, cancel, prompt, sampling, seed, stream)
+    else:
+        _decode_native(model, cancel, prompt, sampling, seed, stream)
+    stream.finish()
+    return reply
 
-    Text that may be the start of a stop string is held back, so the stream
-    never shows what the final reply will not contain.
-    """
-    llm = model.llm
-    llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(32))
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+def _decode_native(
+    model: Loaded,
+    cancel: EventType,
+    prompt: PreparedPrompt,
+    sampling: SamplingSettings,
+    seed: int,
+    stream: _TextStream,
+) -> None:
+    """llama_decode on a reused batch, llama.cpp's sampler chain; no logits in Python."""
+    reply, native = stream.reply, model.native
+    is_eog, vocab, ctx = model.llama_cpp.llama_vocab_is_eog, native.vocab, native.ctx
+    times, max_tokens, n_ctx = reply.token_times, sampling.max_tokens, model.n_ctx
+    prefill_started = time.monotonic_ns()
+    with SamplerChain(model.llama_cpp, model.n_vocab, sampling, seed) as chain:
+        n_past = native.start_turn(prompt.tokens, prompt.cached)
+        in_cache = list(prompt.tokens)
+        try:
+            while True:
+                token = chain.sample(ctx)
+                now = time.monotonic_ns()
+                if not reply.prefill_ns:
+                    reply.prefill_ns = now - prefill_started
+                if is_eog(vocab, token):
+                    reply.stop_reason = "eos"
+                    break
+                if stream.add(token, native.piece(token), now):
+                    break
+                if len(times) >= max_tokens or n_past >= n_ctx:
+                    reply.stop_reason = "length"
+                    break
+                if cancel.is_set():
+                    reply.stop_reason = "cancelled"
+                    break
+                native.eval_token(token, n_past)
+                in_cache.append(token)
+                n_past += 1
+        except DecodeError:
+            raise  # the decoder has already forgotten the cache
+        except BaseException:
+            native.forget()  # a failure between the cache and the bookkeeping: start clean
+            raise
+        native.finish_turn(in_cache)
+
+
+def _decode_with_llama_generate(
+    model: Loaded,
+    cancel: EventType,
+    prompt: PreparedPrompt,
+    sampling: SamplingSettings,
+    seed: int,
+    stream: _TextStream,
+) -> None:
+    """The previous loop, through Llama.generate: kept to compare against (the bench)."""
+    reply, llm = stream.reply, model.llm
+    llm.set_seed(seed)
     is_eog = model.llama_cpp.llama_vocab_is_eog
     vocab, detok = model.vocab, model.model.detokenize
-    reply = StreamedReply()
-    streamed = 0  # characters of text already sent in Token events
     prefill_started = time.monotonic_ns()
     generator = llm.generate(
         prompt.tokens,
@@ -101,23 +215,7 @@ def stream_reply(
         if is_eog(vocab, token):
             reply.stop_reason = "eos"
             break
-        reply.token_times.append(now)
-        searched_from = len(reply.text)
-        reply.text += decoder.decode(detok([token]))
-        cut = find_stop(reply.text, prompt.stops, searched_from)
-        safe = cut if cut >= 0 else len(reply.text) - held_stop_prefix(reply.text, prompt.stops)
-        conn.send(
-            ev.Token(
-                request_id=request_id,
-                index=len(reply.token_times) - 1,
-                token_id=token,
-                text=reply.text[streamed:safe],
-                t_ns=now,
-            )
-        )
-        streamed = safe
-        if cut >= 0:
-            reply.text, reply.stop_reason = reply.text[:cut], "stop"
+        if stream.add(token, detok([token]), now):
             break
         if len(reply.token_times) >= sampling.max_tokens or llm.n_tokens >= model.n_ctx:
             reply.stop_reason = "length"
@@ -126,8 +224,6 @@ def stream_reply(
             reply.stop_reason = "cancelled"
             break
     generator.close()
-    reply.text += decoder.decode(b"", final=True)
-    return reply
 
 
 def turn_metrics(

@@ -27,6 +27,7 @@ from typing import Any
 from app.engine import events as ev
 from app.engine.kv_log import parse_kv_report
 from app.engine.llama_hooks import ModelParamsHook, log_ring, on_llama_log, redirect_output
+from app.engine.native_decode import NativeDecoder
 from app.engine.prompting import PLAIN_STOP, Message, plain_prompt
 from app.engine.thread_probe import run_tune
 from app.engine.turn_runner import run_turn
@@ -85,6 +86,8 @@ class Loaded:
         self.model = self.llm._model
         self.vocab = self.model.vocab
         self.n_ctx = self.llm.n_ctx()
+        self.n_vocab = self.llm.n_vocab()
+        self.native = NativeDecoder(llama_cpp, self.llm)  # the decode loop's llama.cpp calls
         meta = self.llm.metadata
         self.template: str | None = meta.get("tokenizer.chat_template")
         self.formatter: Any = None
@@ -201,12 +204,18 @@ class Loaded:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True), stops
 
     def cached_prefix(self, tokens: list[int]) -> int:
-        """How many prompt tokens Llama.generate will reuse from the KV cache (mirrors its rule)."""
+        """How many prompt tokens the KV cache can give this prompt.
+
+        Llama.generate's rule, which the native loop (app.engine.native_decode)
+        follows too: all of them only when the cache holds exactly this prompt
+        with live logits; otherwise the common prefix, less one when the prompt
+        is all prefix (a token must be evaluated to have logits to sample from).
+        """
         llm = self.llm
         if llm.n_tokens == 0:
             return 0
         common = 0
-        for a, b in zip(llm._input_ids, tokens):
+        for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens):
             if a != b:
                 break
             common += 1

@@ -1,0 +1,130 @@
+"""The decode loop's llama.cpp calls, made directly: llama_decode on one reused batch.
+
+Llama.generate adds Python work around every token (its batch is refilled
+through a generic path, its token history kept in numpy, its sampler looked up
+through wrappers). Here a turn is: drop the KV cells past the reused prefix,
+evaluate the new prompt tokens in n_batch chunks, then one llama_decode per
+token on the same llama_batch, whose fields are written in place.
+
+The KV prefix bookkeeping stays on the Llama object (n_tokens, input_ids,
+_requires_eval), so Loaded.cached_prefix, the thread measurement and any use
+of Llama.generate see the same cache state as this loop leaves behind.
+
+The llama_cpp module is passed in, never imported: only the worker process
+loads llama.cpp.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from typing import Any
+
+PIECE_BUFFER_BYTES = 128
+
+
+class DecodeError(RuntimeError):
+    pass
+
+
+class NativeDecoder:
+    """Direct llama_decode / token-to-piece calls on a loaded Llama's context."""
+
+    def __init__(self, llama_cpp: Any, llm: Any) -> None:
+        self._lc = lc = llama_cpp
+        self._llm = llm
+        self.ctx = llm.ctx
+        self.vocab = llm._model.vocab
+        self.n_batch = int(llm.n_batch)
+        self._memory = lc.llama_get_memory(self.ctx)
+        # Llama's own batch (n_batch tokens, one sequence), reused: allocated once per load.
+        self._batch = batch = llm._batch.batch
+        self._token, self._pos, self._logits = batch.token, batch.pos, batch.logits
+        self._n_seq_id, self._seq_id = batch.n_seq_id, batch.seq_id
+        self._decode = lc.llama_decode
+        self._bos = int(llm._model.token_bos())
+        self._piece_buffer = ctypes.create_string_buffer(PIECE_BUFFER_BYTES)
+        self._pieces: dict[int, bytes] = {}  # token id -> its bytes; bounded by the vocabulary
+
+    # -- KV cache and evaluation ---------------------------------------------------------
+
+    def start_turn(self, tokens: Sequence[int], cached: int) -> int:
+        """Make the KV cache hold `tokens`, reusing the first `cached` ones.
+
+        `cached` comes from Loaded.cached_prefix: equal to len(tokens) means the
+        cache holds exactly this prompt with its logits still live, so nothing
+        is evaluated. Returns the number of positions now in the cache.
+        """
+        if cached >= len(tokens):
+            return len(tokens)
+        if not self._lc.llama_memory_seq_rm(self._memory, -1, cached, -1):
+            cached = 0
+            self._lc.llama_memory_clear(self._memory, True)
+        self._llm.n_tokens = cached  # what the cache holds until the prefill is done
+        try:
+            for start in range(cached, len(tokens), self.n_batch):
+                self._eval_chunk(tokens[start : start + self.n_batch], start)
+        except BaseException:
+            self.forget()
+            raise
+        return len(tokens)
+
+    def _eval_chunk(self, chunk: Sequence[int], n_past: int) -> None:
+        token, pos, logits = self._token, self._pos, self._logits
+        n_seq_id, seq_id = self._n_seq_id, self._seq_id
+        for i, t in enumerate(chunk):
+            token[i] = t
+            pos[i] = n_past + i
+            n_seq_id[i] = 1
+            seq_id[i][0] = 0
+            logits[i] = 0
+        logits[len(chunk) - 1] = 1
+        self._batch.n_tokens = len(chunk)
+        rc = self._decode(self.ctx, self._batch)
+        if rc != 0:
+            raise DecodeError(f"llama_decode returned {rc} on {len(chunk)} prompt tokens")
+
+    def eval_token(self, token_id: int, n_past: int) -> None:
+        """Evaluate one sampled token at position n_past (the decode step)."""
+        self._token[0] = token_id
+        self._pos[0] = n_past
+        self._n_seq_id[0] = 1
+        self._seq_id[0][0] = 0
+        self._logits[0] = 1
+        self._batch.n_tokens = 1
+        rc = self._decode(self.ctx, self._batch)
+        if rc != 0:
+            self.forget()
+            raise DecodeError(f"llama_decode returned {rc} at position {n_past}")
+
+    def finish_turn(self, in_cache: Sequence[int]) -> None:
+        """Record what the KV cache now holds (prompt and evaluated reply tokens)
+        where Llama keeps it, so the next turn's prefix match sees it."""
+        llm = self._llm
+        n = len(in_cache)
+        llm.input_ids[:n] = in_cache
+        llm.n_tokens = n
+        llm._requires_eval = False  # the last position's logits are live
+
+    def forget(self) -> None:
+        """After a failed evaluation the cache state is unknown: start from empty."""
+        self._llm.n_tokens = 0
+        self._lc.llama_memory_clear(self._memory, True)
+
+    # -- text -----------------------------------------------------------------------------
+
+    def piece(self, token_id: int) -> bytes:
+        """The token's bytes, as Llama.detokenize([token_id]) gives them (cached per id)."""
+        cached = self._pieces.get(token_id)
+        if cached is not None:
+            return cached
+        buf = self._piece_buffer
+        n = self._lc.llama_token_to_piece(self.vocab, token_id, buf, len(buf), 0, False)
+        if n < 0:  # longer than the buffer: -n bytes are needed
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lc.llama_token_to_piece(self.vocab, token_id, buf, len(buf), 0, False)
+        data = buf.raw[:n]
+        if token_id == self._bos and data[:1] == b" ":
+            data = data[1:]
+        self._pieces[token_id] = data
+        return data
