@@ -52,6 +52,7 @@ class _Turn:
     assistant_message_id: int
     started: bool = False
     parts: list[str] = field(default_factory=list)
+    last_index: int = -1  # index of the last Token in parts
     last_flush: float = 0.0
 
 
@@ -71,26 +72,52 @@ class ChatSession:
 
     # -- commands --------------------------------------------------------------
 
-    def send(self, conversation_id: int, text: str, sampling: SamplingSettings) -> int:
-        """Commit the user message, then queue the turn. Returns the request id."""
+    def send(
+        self,
+        conversation_id: int,
+        text: str,
+        sampling: SamplingSettings,
+        request_id: int | None = None,
+    ) -> int:
+        """Commit the user message, then queue the turn. Returns the request id.
+
+        request_id: one the caller took from engine.new_request_id() beforehand,
+        so it could key its own records on it (and even cancel it) before the send.
+        """
         sampling.validate()
         conversation = self.store.get_conversation(conversation_id)
         if conversation is not None and conversation.title == DEFAULT_TITLE:
             title = " ".join(text.split())[:AUTO_TITLE_CHARS] or DEFAULT_TITLE
             self.store.rename_conversation(conversation_id, title)
         message = self.store.add_message(conversation_id, "user", text)
-        return self._submit(conversation_id, message.id, sampling)
+        return self._submit(conversation_id, message.id, sampling, request_id)
 
-    def regenerate(self, conversation_id: int, sampling: SamplingSettings) -> int:
+    def regenerate(
+        self, conversation_id: int, sampling: SamplingSettings, request_id: int | None = None
+    ) -> int:
         """Drop the last reply and ask again for the last user message."""
         last_user = self._drop_trailing_reply(conversation_id)
-        return self._submit(conversation_id, last_user.id, sampling)
+        return self._submit(conversation_id, last_user.id, sampling, request_id)
 
-    def edit_last_user(self, conversation_id: int, text: str, sampling: SamplingSettings) -> int:
+    def edit_last_user(
+        self,
+        conversation_id: int,
+        text: str,
+        sampling: SamplingSettings,
+        request_id: int | None = None,
+    ) -> int:
         """Replace the last user message (and drop the reply to it), then resend."""
         last_user = self._drop_trailing_reply(conversation_id)
         self.store.update_message_content(last_user.id, text, partial=False)
-        return self._submit(conversation_id, last_user.id, sampling)
+        return self._submit(conversation_id, last_user.id, sampling, request_id)
+
+    def streamed(self, request_id: int) -> tuple[str, int] | None:
+        """The reply's text so far and the index of its last token (-1: none yet), or
+        None once the turn has ended. A view that shows this text skips the Token
+        events it covers (index <= the one returned) still on their way to it."""
+        with self._lock:
+            turn = self._turns.get(request_id)
+            return None if turn is None else ("".join(turn.parts), turn.last_index)
 
     def cancel(self, request_id: int | None = None) -> None:
         self.engine.cancel(request_id)
@@ -124,7 +151,11 @@ class ChatSession:
         return users[-1]
 
     def _submit(
-        self, conversation_id: int, user_message_id: int, sampling: SamplingSettings
+        self,
+        conversation_id: int,
+        user_message_id: int,
+        sampling: SamplingSettings,
+        request_id: int | None = None,
     ) -> int:
         def messages() -> list[dict[str, str]]:
             return self.history(conversation_id, user_message_id)
@@ -135,7 +166,8 @@ class ChatSession:
         placeholder = self.store.add_message(conversation_id, "assistant", "", partial=True)
         # The id comes first, so the turn is registered and announced before any
         # of its events can arrive (they may come from inside submit()).
-        request_id = self.engine.new_request_id()
+        if request_id is None:
+            request_id = self.engine.new_request_id()
         with self._lock:
             self._turns[request_id] = _Turn(
                 conversation_id, user_message_id, sampling, placeholder.id
@@ -171,6 +203,7 @@ class ChatSession:
                     turn.last_flush = time.monotonic()
                 elif isinstance(event, ev.Token):
                     turn.parts.append(event.text)
+                    turn.last_index = event.index
                     self._maybe_flush(turn)
                 elif isinstance(event, ev.TurnFinished):
                     del self._turns[event.request_id]  # type: ignore[arg-type]

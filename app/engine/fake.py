@@ -81,6 +81,8 @@ class FakeEngine:
         self._running: PendingTurn | None = None
         self._queued: list[int] = []  # request ids submitted and not started
         self._dropped: set[int] = set()
+        self._reserved: set[int] = set()  # handed out, not yet submitted
+        self._cancel_on_submit: set[int] = set()
         self._loads_in_flight = 0
         self._crashed = False
         self._closed = False
@@ -127,7 +129,10 @@ class FakeEngine:
         return load_id
 
     def new_request_id(self) -> int:
-        return next(self._ids)
+        with self._lock:
+            request_id = next(self._ids)
+            self._reserved.add(request_id)
+        return request_id
 
     def submit(
         self,
@@ -139,6 +144,15 @@ class FakeEngine:
         rid = request_id if request_id is not None else self.new_request_id()
         with self._lock:
             self._check_open()
+            self._reserved.discard(rid)
+            cancelled_early = rid in self._cancel_on_submit
+            self._cancel_on_submit.discard(rid)
+        if cancelled_early:
+            self._emit(
+                ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
+            )
+            return rid
+        with self._lock:
             ahead = len(self._queued) + (1 if self._running or self._loads_in_flight else 0)
             request = PendingTurn(rid, messages, sampling, time.monotonic_ns())
             self._queued.append(rid)
@@ -155,6 +169,8 @@ class FakeEngine:
                 return
             if request_id in self._queued:
                 self._dropped.add(request_id)
+            elif request_id in self._reserved:
+                self._cancel_on_submit.add(request_id)
 
     def restart(self) -> None:
         with self._lock:

@@ -90,6 +90,10 @@ class LocalEngine:
         self._current: LoadAttempt | None = None  # what the worker has loaded
         self._turns_since_load = 0
         self._pending: collections.deque[PendingTurn] = collections.deque()
+        # Ids handed out by new_request_id() and not yet submitted, and those of
+        # them cancelled already (a Stop pressed while the send was on its way).
+        self._reserved: set[int] = set()
+        self._cancel_on_submit: set[int] = set()
         self._running: PendingTurn | None = None
         self._closed = False
         self._crashed = False
@@ -191,8 +195,12 @@ class LocalEngine:
 
     def new_request_id(self) -> int:
         """A request id, handed out now, for a submit() to come: callers that key
-        their own records on it can make them before any event can arrive."""
-        return next(self._ids)
+        their own records on it can make them before any event can arrive. A cancel()
+        of it before its submit() is kept, and the submit then ends it at once."""
+        with self._lock:
+            request_id = next(self._ids)
+            self._reserved.add(request_id)
+        return request_id
 
     def submit(
         self,
@@ -203,9 +211,19 @@ class LocalEngine:
         """Queue a chat request; returns its request id. Messages may be a callable,
         evaluated when the turn starts (so a queued follow-up sees the reply before it)."""
         sampling = (sampling or SamplingSettings()).validate()
+        rid = request_id if request_id is not None else self.new_request_id()
         with self._lock:
             self._check_open()
-            rid = request_id if request_id is not None else self.new_request_id()
+            self._reserved.discard(rid)
+            cancelled_early = rid in self._cancel_on_submit
+            self._cancel_on_submit.discard(rid)
+        if cancelled_early:  # Stop came between new_request_id() and now
+            self._emit(
+                ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
+            )
+            return rid
+        with self._lock:
+            self._check_open()
             request = PendingTurn(rid, messages, sampling, time.monotonic_ns())
             busy = self._running or self._loading or self._loads
             ahead = len(self._pending) + (1 if busy else 0)
@@ -235,6 +253,8 @@ class LocalEngine:
                 if queued.request_id == request_id:
                     self._pending.remove(queued)
                     dropped = queued
+            if request_id in self._reserved:
+                self._cancel_on_submit.add(request_id)
         for attempt in dropped_loads:
             self._emit(ev.EngineError(message="model loading cancelled", load_id=attempt.load_id))
         if dropped is not None:

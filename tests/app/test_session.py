@@ -246,3 +246,46 @@ def test_a_submit_that_fails_closes_its_announced_request(chat):
     finished = events.get(timeout=5)
     assert isinstance(finished, ev.TurnFinished) and finished.request_id == submitted.request_id
     assert [m.role for m in store.messages(conversation.id)] == ["user"]  # no empty reply row
+
+
+def test_a_request_id_taken_beforehand_keys_the_turn_and_can_be_cancelled_first(chat):
+    """The GUI takes the id on its own thread, shows the turn under it, and may
+    press Stop before the send (on a background thread) reaches the engine."""
+    session, store, events = chat
+    conversation = store.create_conversation()
+    kept = session.engine.new_request_id()
+    assert session.send(conversation.id, "Hello", SHORT, request_id=kept) == kept
+    _until_stored(events, kept)
+    stopped = session.engine.new_request_id()
+    session.cancel(stopped)  # before the send
+    session.send(conversation.id, "Never mind", SHORT, request_id=stopped)
+    finished = next(e for e in _events_of(events, stopped) if isinstance(e, ev.TurnFinished))
+    assert finished.metrics.stop_reason == "cancelled"
+    roles = [m.role for m in store.messages(conversation.id)]
+    assert roles == ["user", "assistant", "user"]  # no reply row for the cancelled one
+
+
+def test_streamed_text_is_read_from_the_session_with_its_last_token_index(chat):
+    session, store, events = chat
+    conversation = store.create_conversation()
+    request_id = session.send(conversation.id, "Talk.", SamplingSettings(max_tokens=200))
+    while True:
+        event = events.get(timeout=10)
+        if isinstance(event, ev.Token) and event.index == 20:
+            text, last = session.streamed(request_id)
+            assert last >= 20 and text.startswith(" word0 word1")
+            assert text.count(" word") == last + 1
+            session.cancel(request_id)
+        if isinstance(event, ReplyStored):
+            break
+    assert session.streamed(request_id) is None  # the turn has ended
+
+
+def _events_of(events: queue.Queue, request_id: int) -> list:
+    seen = []
+    while True:
+        event = events.get(timeout=10)
+        if event.request_id == request_id:
+            seen.append(event)
+            if isinstance(event, ev.TurnFinished):
+                return seen

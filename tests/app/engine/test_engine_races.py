@@ -176,3 +176,16 @@ def test_engines_leave_no_file_descriptor_open():
     for _ in range(10):
         LocalEngine().close()
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_a_cancel_before_submit_ends_the_request_when_it_arrives():
+    """The GUI cancels by the id it took from new_request_id(), possibly before its
+    background send reached submit(): the request must end there, not run."""
+    with LocalEngine() as engine:
+        request_id = engine.new_request_id()
+        engine.cancel(request_id)
+        assert engine.submit(STORY, SHORT, request_id=request_id) == request_id
+        finished = engine.next_event(timeout=5)
+        assert isinstance(finished, ev.TurnFinished) and finished.request_id == request_id
+        assert finished.metrics.stop_reason == "cancelled"
+        assert engine.state == "idle" and engine.worker_pid is None
