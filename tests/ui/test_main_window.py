@@ -268,12 +268,14 @@ def test_leaving_and_reopening_a_conversation_while_it_streams(qtbot, window):
         window.controller.open_conversation(first)
     reply = [w for w in window.chat.message_widgets() if w.role == "assistant"][-1]
     seen_while_streaming = reply.text()
-    with qtbot.waitSignal(window.controller.turns_reloaded, timeout=TIMEOUT):
-        pass
+    # Wait on the stored row, not on a signal: on a slow machine the reply may end
+    # before the reopen, and then no reload follows it.
+    qtbot.waitUntil(lambda: not window.store.messages(first)[-1].partial, timeout=TIMEOUT)
     stored = window.store.messages(first)[-1]
     assert stored.role == "assistant" and not stored.partial
-    # The bubble kept streaming after the reopen and ends with the stored reply.
-    assert reply.text() == stored.content
+    # The bubble kept streaming after the reopen and ends with the stored reply: the
+    # text read from the session and the tokens still on their way, none twice.
+    qtbot.waitUntil(lambda: reply.text() == stored.content, timeout=10_000)
     assert len(stored.content) > len(seen_while_streaming)
     assert not reply.partial
 

@@ -1,18 +1,17 @@
 """TurnsController: sending messages and showing each reply as its events arrive.
 
-A request is shown at once under a local key. The session hands out its request
-id only when the background send returns, and the bridge may deliver the
-request's first events before that: they wait in `_early` until then. (With a
-session that took an id handed out on the GUI thread, the local key, `_early`
-and `cancel_requested` would all go: see the report on issue 8.)
+A request's id is taken from the engine on the GUI thread before the send goes
+to the background, so the reply is shown, keyed and cancellable at once, and
+every event that comes back finds its turn. The reply's text lives once, in the
+session: a conversation opened again mid-reply reads it from there
+(ChatSession.streamed) and skips the tokens that text already covers.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
@@ -31,24 +30,21 @@ from ui.internals.panel import InternalsPanel
 if TYPE_CHECKING:
     from app.engine.base import Engine
 
-# (conversation id, sampling) -> request id; runs on the background thread.
-SessionCall = Callable[[int, SamplingSettings], int]
+# (conversation id, sampling, request id); runs on the background thread.
+SessionCall = Callable[[int, SamplingSettings, int], int]
 
 
 @dataclass(eq=False)
 class _Turn:
-    key: object
+    request_id: int  # also the chat view's key for the reply
     conversation_id: int | None
-    request_id: int | None = None
     started: bool = False
     tokens: int = 0
     finished: bool = False
-    cancel_requested: bool = False  # Stop came before the request id
     reply_id: int | None = None  # the reply's stored row, known from RequestSubmitted
-    # Streamed so far, to redraw the reply when its conversation is opened again.
-    # The session keeps the same text, but offers no way to read it in step with
-    # the events still on their way here (see the note to the lead in issue 8).
-    text: list[str] = field(default_factory=list)
+    # Tokens up to this index are already in the bubble (read from the session
+    # when the conversation was shown again); later copies of them are skipped.
+    shown_through: int = -1
 
 
 class TurnsController(QObject):
@@ -80,9 +76,7 @@ class TurnsController(QObject):
         self.engine, self.session, self.store, self.tasks = engine, session, store, tasks
         self.chat, self.panel, self.conversations = chat, panel, conversations
         self.settings = settings
-        self._turns: dict[object, _Turn] = {}  # by local key, until the reply is stored
-        self._by_request: dict[int, _Turn] = {}
-        self._early: dict[int, list[ev.EngineEvent]] = defaultdict(list)  # before the id is known
+        self._turns: dict[int, _Turn] = {}  # by request id, until the reply is stored
         self._crashed_requests: set[int] = set()
 
         chat.send_requested.connect(self.send)
@@ -101,20 +95,24 @@ class TurnsController(QObject):
 
     # ---- commands -----------------------------------------------------------------------
     def send(self, text: str) -> None:
-        self._submit(lambda cid, sampling: self.session.send(cid, text, sampling), user_text=text)
+        self._submit(
+            lambda cid, sampling, rid: self.session.send(cid, text, sampling, rid), user_text=text
+        )
 
     def regenerate(self) -> None:
         if self.busy():
             return
         self.chat.drop_last_reply()
-        self._submit(lambda cid, sampling: self.session.regenerate(cid, sampling), user_text=None)
+        self._submit(
+            lambda cid, sampling, rid: self.session.regenerate(cid, sampling, rid), user_text=None
+        )
 
     def edit_resend(self, text: str) -> None:
         if self.busy():
             return
         self.chat.drop_last_exchange()
         self._submit(
-            lambda cid, sampling: self.session.edit_last_user(cid, text, sampling),
+            lambda cid, sampling, rid: self.session.edit_last_user(cid, text, sampling, rid),
             user_text=text,
         )
 
@@ -124,10 +122,8 @@ class TurnsController(QObject):
             return
         live = [t for t in self._turns.values() if not t.finished]
         for turn in sorted(live, key=lambda t: t.started):  # queued first, so none starts next
-            if turn.request_id is None:
-                turn.cancel_requested = True
-            else:
-                self.session.cancel(turn.request_id)  # a flag, or a queued request dropped
+            # A flag, a queued request dropped, or one not yet submitted ended on arrival.
+            self.session.cancel(turn.request_id)
 
     def busy(self) -> bool:
         return any(not t.finished for t in self._turns.values())
@@ -141,57 +137,33 @@ class TurnsController(QObject):
                 "or wait for the current load to finish.",
             )
             return
-        key = object()
+        request_id = self.engine.new_request_id()
         conversation_id = self.conversations.conversation_id
-        turn = _Turn(key, conversation_id)
-        self._turns[key] = turn
-        self.chat.add_request(key, user_text)
+        turn = _Turn(request_id, conversation_id)
+        self._turns[request_id] = turn
+        self.chat.add_request(request_id, user_text)
         self.chat.set_generating(True)
         sampling = self.settings.sampling
         store = self.store
 
         def job() -> int:
             cid = conversation_id if conversation_id is not None else store.create_conversation().id
-            return call(cid, sampling)
+            return call(cid, sampling, request_id)
 
         def failed(error: BaseException) -> None:
-            self.chat.finish_turn(key, None, True, f"not sent: {describe_error(error)}")
+            self.chat.finish_turn(request_id, None, True, f"not sent: {describe_error(error)}")
             self._forget(turn)
             self.chat.set_generating(self.busy())
 
-        self.tasks.run(job, on_done=lambda rid: self._bind(turn, rid), on_error=failed)
-
-    def _bind(self, turn: _Turn, request_id: int) -> None:
-        turn.request_id = request_id
-        self._by_request[request_id] = turn
-        for event in self._early.pop(request_id, []):
-            self._replay(event)
-        if turn.cancel_requested and not turn.finished:
-            self.session.cancel(request_id)
-        self.conversations.refresh_conversations()  # the first message names the conversation
+        # The first message names the conversation: the list shows the new title.
+        self.tasks.run(
+            job, on_done=lambda _rid: self.conversations.refresh_conversations(), on_error=failed
+        )
 
     # ---- events -------------------------------------------------------------------------
     def _turn_of(self, event: ev.EngineEvent) -> _Turn | None:
-        """The turn this event belongs to; None, and the event kept, when its send has not
-        returned yet (or it belongs to no turn of this window)."""
-        if event.request_id is None:
-            return None
-        turn = self._by_request.get(event.request_id)
-        if turn is None:
-            self._early[event.request_id].append(event)
-        return turn
-
-    def _replay(self, event: ev.EngineEvent) -> None:
-        handlers: dict[type, Callable[[Any], None]] = {
-            RequestSubmitted: self._on_bridge_request_submitted,
-            ev.RequestQueued: self._on_bridge_request_queued,
-            ev.TurnStarted: self._on_bridge_turn_started,
-            FrameTokens: self._on_bridge_tokens_received,
-            ev.EngineError: self._on_bridge_engine_error,
-            ev.TurnFinished: self._on_bridge_turn_finished,
-            ReplyStored: self._on_bridge_reply_stored,
-        }
-        handlers[type(event)](event)
+        """The turn this event belongs to (None: not a request of this window)."""
+        return self._turns.get(event.request_id) if event.request_id is not None else None
 
     def _visible(self, turn: _Turn) -> bool:
         return turn.conversation_id == self.conversations.conversation_id
@@ -202,7 +174,7 @@ class TurnsController(QObject):
         turn.conversation_id, turn.reply_id = event.conversation_id, event.assistant_message_id
         self.conversations.adopt(event.conversation_id)
         self.chat.set_message_ids(
-            turn.key, user_id=event.user_message_id, reply_id=event.assistant_message_id
+            turn.request_id, user_id=event.user_message_id, reply_id=event.assistant_message_id
         )
 
     def _on_bridge_request_queued(self, event: ev.RequestQueued) -> None:
@@ -210,7 +182,7 @@ class TurnsController(QObject):
             return
         ahead = event.position
         self.chat.set_turn_status(
-            turn.key,
+            turn.request_id,
             f"⏳ queued: waiting for {ahead} request{'s' if ahead != 1 else ''} ahead"
             if ahead
             else "waiting for the engine…",
@@ -226,7 +198,7 @@ class TurnsController(QObject):
             else ""
         )
         self.chat.set_turn_status(
-            turn.key,
+            turn.request_id,
             f"prefill: {event.prompt_tokens} prompt tokens "
             f"({event.prompt_tokens_cached} cached){dropped}…",
         )
@@ -238,17 +210,17 @@ class TurnsController(QObject):
         if (turn := self._turn_of(batch)) is None:
             return
         if not turn.tokens:
-            self.chat.set_turn_status(turn.key, "generating…")
+            self.chat.set_turn_status(turn.request_id, "generating…")
         turn.tokens += len(batch.tokens)
-        text = batch.text
-        turn.text.append(text)
-        self.chat.append_reply_text(turn.key, text)
+        fresh = [t for t in batch.tokens if t.index > turn.shown_through]
+        if fresh:
+            self.chat.append_reply_text(turn.request_id, "".join(t.text for t in fresh))
         if self._visible(turn):
             self.panel.add_tokens([token.t_ns for token in batch.tokens])
 
     def _on_bridge_engine_error(self, event: ev.EngineError) -> None:
         if (turn := self._turn_of(event)) is not None:
-            self.chat.set_turn_status(turn.key, f"error: {event.message}")
+            self.chat.set_turn_status(turn.request_id, f"error: {event.message}")
 
     def _on_bridge_engine_crashed(self, event: ev.EngineCrashed) -> None:
         if event.request_id is not None:  # looked up when its TurnFinished comes
@@ -264,7 +236,7 @@ class TurnsController(QObject):
         label = "engine crashed" if crashed else reason
         if partial and not (event.text or turn.tokens):
             label = f"{label} before it started"
-        self.chat.finish_turn(turn.key, event.text or None, partial, label)
+        self.chat.finish_turn(turn.request_id, event.text or None, partial, label)
         if self._visible(turn) and turn.started:
             self.panel.end_live(event.metrics if not partial else None, state=label or "finished")
         if not (event.text or turn.started):
@@ -275,7 +247,7 @@ class TurnsController(QObject):
     def _on_bridge_reply_stored(self, event: ReplyStored) -> None:
         if (turn := self._turn_of(event)) is None:
             return
-        self.chat.set_message_ids(turn.key, reply_id=event.message_id)
+        self.chat.set_message_ids(turn.request_id, reply_id=event.message_id)
         self._forget(turn)
         if self._visible(turn):
             self.conversations.reload_turns()
@@ -293,12 +265,10 @@ class TurnsController(QObject):
                 status = "prefill…"
             else:
                 status = "⏳ queued"
-            self.chat.bind_reply(turn.key, turn.reply_id, "".join(turn.text), status)
+            text, turn.shown_through = self.session.streamed(turn.request_id) or ("", -1)
+            self.chat.bind_reply(turn.request_id, turn.reply_id, text, status)
         self.chat.set_generating(self.busy())
 
     def _forget(self, turn: _Turn) -> None:
-        self._turns.pop(turn.key, None)
-        if turn.request_id is not None:
-            self._by_request.pop(turn.request_id, None)
-            self._early.pop(turn.request_id, None)
-            self._crashed_requests.discard(turn.request_id)
+        self._turns.pop(turn.request_id, None)
+        self._crashed_requests.discard(turn.request_id)
