@@ -56,7 +56,10 @@ class ThreadTuner(QObject):
         self.last_result: ev.TuneFinished | None = None
         self._wanted = False  # start as soon as the engine is idle
         self._checked: set[str] = set()  # models whose stored result was looked up
-        bridge.event_received.connect(self._on_bridge_event_received)
+        bridge.tune_progressed.connect(self._on_bridge_tune_progressed)
+        bridge.tune_finished.connect(self._on_bridge_tune_finished)
+        bridge.model_loaded.connect(self._on_bridge_model_loaded)
+        bridge.turn_finished.connect(self._on_bridge_turn_finished)
 
     @property
     def running(self) -> bool:
@@ -96,27 +99,34 @@ class ThreadTuner(QObject):
         # The lookup reads the cache file and /proc: off the GUI thread.
         self.tasks.run(lambda: load_tuned(model_path, "window"), on_done=done)
 
-    def _on_bridge_event_received(self, event: ev.EngineEvent) -> None:
-        if isinstance(event, ev.TuneProgress):
-            if event.phase == "prefill":
-                label = "thread" if event.n_threads == 1 else "threads"
-                self.chat.append_reply_text(BUBBLE_KEY, f"\n\n**{event.n_threads} {label}:** ")
-                text = f"measuring threads {event.step}/{event.total}: {event.n_threads} {label}"
-                self.chat.set_turn_status(BUBBLE_KEY, text + "…")
-                self.status.showMessage(f"Measuring threads {event.step}/{event.total}…")
-            elif event.phase == "decode":
-                self.chat.append_reply_text(BUBBLE_KEY, event.text)
-        elif isinstance(event, ev.TuneFinished):
-            self.chat.remove_reply(BUBBLE_KEY)
-            self.last_result = event
-            info = self.engine.model_info  # the engine updated it before this event
-            if event.applied and info is not None:
-                self.status.set_model_info(info)
-            self.status.showMessage(describe_result(event), 10_000)
-            self.tuning_finished.emit(event)
-        elif isinstance(event, ev.ModelLoaded):
-            self._check_stored(event.model_path)
-        if isinstance(event, ev.TurnFinished | ev.ModelLoaded) and self._wanted:
+    def _on_bridge_tune_progressed(self, event: ev.TuneProgress) -> None:
+        if event.phase == "prefill":
+            label = "thread" if event.n_threads == 1 else "threads"
+            self.chat.append_reply_text(BUBBLE_KEY, f"\n\n**{event.n_threads} {label}:** ")
+            text = f"measuring threads {event.step}/{event.total}: {event.n_threads} {label}"
+            self.chat.set_turn_status(BUBBLE_KEY, text + "…")
+            self.status.showMessage(f"Measuring threads {event.step}/{event.total}…")
+        elif event.phase == "decode":
+            self.chat.append_reply_text(BUBBLE_KEY, event.text)
+
+    def _on_bridge_tune_finished(self, event: ev.TuneFinished) -> None:
+        self.chat.remove_reply(BUBBLE_KEY)
+        self.last_result = event
+        info = self.engine.model_info  # the engine updated it before this event
+        if event.applied and info is not None:
+            self.status.set_model_info(info)
+        self.status.showMessage(describe_result(event), 10_000)
+        self.tuning_finished.emit(event)
+
+    def _on_bridge_model_loaded(self, event: ev.ModelLoaded) -> None:
+        self._check_stored(event.model_path)
+        self._retry_when_idle()
+
+    def _on_bridge_turn_finished(self, _event: ev.TurnFinished) -> None:
+        self._retry_when_idle()
+
+    def _retry_when_idle(self) -> None:
+        if self._wanted:  # asked for while the engine was busy
             QTimer.singleShot(0, self._try_start)
 
 
