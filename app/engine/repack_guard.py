@@ -25,7 +25,7 @@ from typing import Any
 
 from app.atomic_file import write_json_atomic
 from app.engine.kv_log import parse_kv_report
-from app.engine.worker_process import LOAD_MARK, WARM_UP_MARK
+from app.engine.log_marks import LOAD_MARK, WARM_UP_MARK
 from app.machine import machine_model_key
 from app.paths import cache_dir
 

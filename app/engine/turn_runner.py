@@ -1,6 +1,6 @@
 """One chat turn in the worker: prompt preparation, streaming, metrics.
 
-Runs in the worker process on a loaded model (app.engine.worker.Loaded); it
+Runs in the worker process on a loaded model (the Loaded protocol below); it
 never imports llama_cpp itself. The three steps are apart so each can be read
 and changed alone: prepare_prompt() fits the history into the context and
 tokenizes it, stream_reply() decodes (llama_decode and llama.cpp's sampler
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as EventType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from app.engine import events as ev
 from app.engine.native_decode import DecodeError
@@ -30,8 +30,42 @@ from app.errors import GlassboxError
 from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
 from app.settings import SamplingSettings
 
-if TYPE_CHECKING:
-    from app.engine.worker import Loaded
+
+class Loaded(Protocol):
+    """What a turn needs of the loaded model (app.engine.worker.Loaded).
+
+    Declared here rather than imported, so the worker imports this module and
+    not the other way round.
+    """
+
+    # Read-only here (properties), which the worker's plain attributes satisfy.
+    @property
+    def llama_cpp(self) -> Any: ...  # the llama_cpp module, imported by the worker only
+    @property
+    def llm(self) -> Any: ...  # llama_cpp.Llama
+    @property
+    def model(self) -> Any: ...  # its _LlamaModel
+    @property
+    def vocab(self) -> Any: ...
+    @property
+    def native(self) -> Any: ...  # app.engine.native_decode.NativeDecoder
+    @property
+    def n_ctx(self) -> int: ...
+    @property
+    def n_vocab(self) -> int: ...
+    @property
+    def kv_cells_total(self) -> int: ...
+    @property
+    def kv_bytes_per_cell(self) -> int: ...
+    @property
+    def kv_bytes_total(self) -> int: ...
+
+    def tokenize_chat(self, messages: Sequence[Message]) -> tuple[list[int], tuple[str, ...]]: ...
+
+    def cached_prefix(self, tokens: list[int]) -> int: ...
+
+    def kv_cells_used(self) -> int: ...
+
 
 # Which decode loop serves turns: "native" (llama_decode and llama.cpp's sampler
 # chain, app.engine.native_decode) or "generate" (llama-cpp-python's

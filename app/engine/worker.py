@@ -27,11 +27,11 @@ from typing import Any
 from app.engine import events as ev
 from app.engine.kv_log import parse_kv_report
 from app.engine.llama_hooks import ModelParamsHook, log_ring, on_llama_log, redirect_output
+from app.engine.log_marks import LOAD_MARK, WARM_UP_MARK
 from app.engine.native_decode import NativeDecoder
 from app.engine.prompting import PLAIN_STOP, Message, plain_prompt
 from app.engine.thread_probe import run_tune
 from app.engine.turn_runner import run_turn
-from app.engine.worker_process import LOAD_MARK, WARM_UP_MARK
 from app.metrics import ns_to_ms
 from app.settings import KV_CACHE_TYPES, RuntimeSettings
 

@@ -23,9 +23,7 @@ from typing import Any
 from app.paths import logs_dir
 
 CLOSE_GRACE_S = 3.0
-# Lines the worker writes to its log, so that after a crash the parent can tell
-# whether it died loading the model or warming up.
-LOAD_MARK, WARM_UP_MARK = "glassbox: loading", "glassbox: warm-up"
+
 LOG_TAIL_BYTES = 64_000
 
 

@@ -99,3 +99,17 @@ def test_importing_the_core_loads_no_qt():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_import_cycles():
+    """No module of app/ or ui/ imports, however indirectly, a module that imports it."""
+    import grimp  # comes with import-linter
+
+    graph = grimp.build_graph("app", "ui")
+    cycles = sorted(
+        (module, imported)
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if graph.chain_exists(importer=imported, imported=module)
+    )
+    assert cycles == []
