@@ -14,6 +14,8 @@ from app.gui_settings import GuiSettings
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
+    from app.engine.base import Engine
+
     from ui.chrome.main_window import MainWindow
 
 
@@ -87,8 +89,11 @@ def create_application(theme_name: str) -> QApplication:
     return app
 
 
-def build_window(settings: GuiSettings) -> MainWindow:
-    """The core objects wired to a new MainWindow (store, engine, session, bridge)."""
+def build_window(settings: GuiSettings, engine: Engine | None = None) -> MainWindow:
+    """The core objects wired to a new MainWindow (store, engine, session, bridge).
+
+    engine: a LocalEngine by default; tests pass a FakeEngine.
+    """
     from app.engine.local import LocalEngine
     from app.session import ChatSession
     from app.storage.store import Store
@@ -100,7 +105,7 @@ def build_window(settings: GuiSettings) -> MainWindow:
     sys.setswitchinterval(0.001)
     bridge = EngineBridge()
     store = Store.open()
-    engine = LocalEngine()
+    engine = engine if engine is not None else LocalEngine()
     session = ChatSession(engine, store, bridge.post)
     window = MainWindow(
         engine=engine, store=store, session=session, bridge=bridge, settings=settings
