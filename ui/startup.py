@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
     from app.engine.base import Engine
-
     from ui.chrome.main_window import MainWindow
 
 
