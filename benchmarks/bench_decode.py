@@ -339,7 +339,7 @@ def _row(name: str, runs: list[dict[str, Any]], what: str) -> dict[str, Any]:
 def run(config: BenchConfig) -> Section:
     section = Section(TITLE)
     load = wait_for_quiet(limit_s=30 if config.quick else 300)
-    section.notes.append(f"Load average (1 min) when the section started: {load:.2f}.")
+    loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-decode-") as name:
         scratch = Path(name)
         (scratch / "prompts.txt").write_text(PROMPT + "\n", encoding="utf-8")
@@ -354,7 +354,7 @@ def run(config: BenchConfig) -> Section:
                 "chat_completion": inproc.chat_completion,
                 "native": inproc.native,
             }
-            results = alternate(config.rounds, paths)
+            results = alternate(config.rounds, paths, loads=loads)
         finally:
             inproc.close()
     described = {
@@ -373,7 +373,11 @@ def run(config: BenchConfig) -> Section:
     }
     for key, (name, what) in described.items():
         section.rows.append(_row(name, results[key], what))
-    section.raw = {"rounds": results, "prompt": PROMPT}
+    section.raw = {"rounds": results, "load_after_each_round": loads, "prompt": PROMPT}
+    section.notes.append(
+        f"Load average (1 min): {load:.2f} when the section started; after each round "
+        f"{', '.join(f'{x:.2f}' for x in loads)}."
+    )
 
     def med(key: str, field: str) -> float | None:
         return median([r[field] for r in results[key]])

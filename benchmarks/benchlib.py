@@ -102,11 +102,15 @@ class Section:
         }
 
 
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def wait_for_quiet(limit_s: float = 300.0, step_s: float = 20.0, log: Callable = print) -> float:
+def wait_for_quiet(limit_s: float = 300.0, step_s: float = 20.0, log: Callable = _say) -> float:
     """Wait (up to limit_s) for the 1-minute load average to drop below QUIET_LOAD.
 
     Returns the load average it starts with; a busy machine is measured anyway
@@ -122,12 +126,16 @@ def wait_for_quiet(limit_s: float = 300.0, step_s: float = 20.0, log: Callable =
 
 
 def alternate(
-    rounds: int, paths: dict[str, Callable[[], Any]], log: Callable = print
+    rounds: int,
+    paths: dict[str, Callable[[], Any]],
+    log: Callable = _say,
+    loads: list[float] | None = None,
 ) -> dict[str, list[Any]]:
     """Run each path once per round, in turn, rotating which goes first.
 
     Rotating the order keeps a slow start (or a neighbour's burst) from
-    always landing on the same path.
+    always landing on the same path. `loads`, when given, receives the load
+    average after each round.
     """
     names = list(paths)
     results: dict[str, list[Any]] = {name: [] for name in names}
@@ -135,7 +143,10 @@ def alternate(
         shift = round_no % len(names)
         for name in names[shift:] + names[:shift]:
             results[name].append(paths[name]())
-        log(f"round {round_no + 1}/{rounds}, load {load_average():.2f}")
+        load = load_average()
+        if loads is not None:
+            loads.append(round(load, 2))
+        log(f"round {round_no + 1}/{rounds}, load {load:.2f}")
     return results
 
 
