@@ -27,7 +27,7 @@ for entry in (str(REPO), str(HERE)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from benchlib import BenchConfig, Ratio, Section, load_average, median  # noqa: E402
+from benchlib import BenchConfig, Ratio, Section, median, wait_for_quiet  # noqa: E402
 
 TITLE = "c. Start-up"
 ORDER = "c"
@@ -89,7 +89,7 @@ def run(config: BenchConfig) -> Section:
     section = Section(TITLE)
     launches = []
     for number in range(1, runs + 1):
-        load = load_average()
+        load = wait_for_quiet(limit_s=60, step_s=10)
         moments = one_launch(config.model)
         launches.append(moments)
         section.rows.append(
@@ -123,7 +123,7 @@ def run(config: BenchConfig) -> Section:
     section.notes.append(
         f"{runs} runs of the installed `glassbox` command, each a new process with a new, empty "
         "GLASSBOX_HOME (so the database is created and migrated), offscreen; the OS file cache "
-        "is warm. Window shown: the first event-loop turn after show(). Model ready: the "
+        "is warm. Window shown: the first frame painted (the window's first UpdateRequest done). Model ready: the "
         "engine's loaded event reached the window (worker process spawned, GGUF checked, model "
         "loaded, warm-up decode done)."
     )
