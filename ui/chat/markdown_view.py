@@ -86,25 +86,36 @@ class CodeHighlighter(QSyntaxHighlighter):
         language = code_language(self.currentBlock().blockFormat())
         if language is None or get_lexer_by_name is None:
             return
-        lexer = _lexer(language)
-        if lexer is None:
-            return
-        if not language and text.strip():
-            try:
-                lexer = guess_lexer(text)
-            except ClassNotFound:
-                return
-        formats = _style_formats(self._style)
-        pos = 0
-        for token_type, value in lexer.get_tokens(text):
-            fmt = None
-            ttype = token_type
-            while ttype is not None and fmt is None:
-                fmt = formats.get(ttype)
-                ttype = ttype.parent
-            if fmt is not None and value:
-                self.setFormat(pos, len(value), fmt)
-            pos += len(value)
+        for start, length, fmt in _coloured_spans(language, text, self._style):
+            self.setFormat(start, length, fmt)
+
+
+# A streamed reply renders its Markdown again at every finished block, and each render
+# colours every code line again: lexing is the costly part (Pygments is pure Python),
+# so each line's spans are kept.
+@lru_cache(maxsize=4096)
+def _coloured_spans(language: str, text: str, style: str) -> tuple[tuple[int, int, Any], ...]:
+    lexer = _lexer(language)
+    if lexer is None:
+        return ()
+    if not language and text.strip():
+        try:
+            lexer = guess_lexer(text)
+        except ClassNotFound:
+            return ()
+    formats = _style_formats(style)
+    spans = []
+    pos = 0
+    for token_type, value in lexer.get_tokens(text):
+        fmt = None
+        ttype = token_type
+        while ttype is not None and fmt is None:
+            fmt = formats.get(ttype)
+            ttype = ttype.parent
+        if fmt is not None and value:
+            spans.append((pos, len(value), fmt))
+        pos += len(value)
+    return tuple(spans)
 
 
 class MessageBody(QTextBrowser):

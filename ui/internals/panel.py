@@ -21,7 +21,7 @@ from app.engine.events import ModelLoaded
 from app.metrics import TurnMetrics
 from app.metrics_columns import COLUMNS, fmt, metrics_rows
 from ui.infra import theme
-from ui.infra.frame_clock import FrameGate
+from ui.infra.frame_clock import FRAME_MS, FrameGate
 from ui.internals.turn_plots import KvPlot, LivePlot, RatePlot, TtftPlot, TurnPlot
 
 # The readout's numbers while decoding change with every token; rich text costs a
@@ -29,6 +29,7 @@ from ui.internals.turn_plots import KvPlot, LivePlot, RatePlot, TtftPlot, TurnPl
 # second. Measured with a 150 tok/s stream: redrawn every frame it was about a fifth
 # of the GUI's CPU time. State changes (prefill, decode, finished) show at once.
 READOUT_INTERVAL_MS = 200
+PLOT_FRAME_MS = FRAME_MS
 
 
 def metrics_tooltip(turn: int, m: TurnMetrics) -> str:
@@ -86,9 +87,19 @@ class InternalsPanel(QWidget):
         self.rate_plot = RatePlot()
         self.kv_plot = KvPlot()
         self.tokens_plot = LivePlot(
-            "This turn: tokens over time", "ms since start", "tokens", theme.DECODE_COLOR
+            "This turn: tokens over time",
+            "ms since start",
+            "tokens",
+            theme.DECODE_COLOR,
+            start_tops=(1000.0, 50.0),
         )
-        self.itl_plot = LivePlot("This turn: inter-token latency", "token", "ms", theme.QUEUE_COLOR)
+        self.itl_plot = LivePlot(
+            "This turn: inter-token latency",
+            "token",
+            "ms",
+            theme.QUEUE_COLOR,
+            start_tops=(50.0, 20.0),
+        )
         tips: dict[QWidget, tuple[str, str]] = {
             self.ttft_plot: (
                 "TTFT plot",
@@ -136,7 +147,7 @@ class InternalsPanel(QWidget):
             layout.addWidget(plot, 1)
         layout.addLayout(live, 1)
 
-        self._frame = FrameGate(self._on_frame, parent=self)
+        self._frame = FrameGate(self._on_frame, PLOT_FRAME_MS, self)
         self._readout_frame = FrameGate(self._on_readout_frame, READOUT_INTERVAL_MS, self)
         self._readout_state = ""
         self._render_readout()

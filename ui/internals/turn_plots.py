@@ -238,8 +238,20 @@ def kv_output_cells(m: TurnMetrics) -> float:
 class LivePlot(pg.PlotWidget):
     """The turn in progress: one curve fed from buffered samples by the panel's timer."""
 
-    def __init__(self, title: str, x_label: str, y_label: str, color: str) -> None:
+    # Each range change redraws both axes' tick labels (about 3 ms an axis on a 2-core
+    # machine); growing in big steps from a sensible start keeps that to a few a turn.
+    GROWTH = 2.5
+
+    def __init__(
+        self,
+        title: str,
+        x_label: str,
+        y_label: str,
+        color: str,
+        start_tops: tuple[float, float] = (10.0, 10.0),
+    ) -> None:
         super().__init__()
+        self._start_x_top, self._start_y_top = start_tops
         self.setMinimumHeight(110)
         self.setMenuEnabled(False)
         self.plotItem.setTitle(title, size="9pt")
@@ -253,7 +265,7 @@ class LivePlot(pg.PlotWidget):
         # the axes re-layout their labels, the costliest part of a redraw.
         self.plotItem.disableAutoRange()
         self._x_top = self._y_top = 0.0
-        self._set_tops(10.0, 10.0)
+        self._set_tops(self._start_x_top, self._start_y_top)
         cache_axes(self)
         self.apply_palette()
 
@@ -276,11 +288,15 @@ class LivePlot(pg.PlotWidget):
         xs, ys = list(xs), list(ys)
         self.curve.setData(xs, ys, skipFiniteCheck=True)  # times and counts: always finite
         if not xs:
-            self._set_tops(10.0, 10.0)
+            self._set_tops(self._start_x_top, self._start_y_top)
             return
-        x_top, y_top = self._x_top, self._y_top
-        if max(xs) > x_top or max(xs) < x_top / 4:
-            x_top = max(10.0, max(xs) * 1.6)
-        if max(ys) > y_top or max(ys) < y_top / 4:
-            y_top = max(1.0, max(ys) * 1.6)
-        self._set_tops(x_top, y_top)
+        self._set_tops(
+            self._grown(self._x_top, max(xs), self._start_x_top),
+            self._grown(self._y_top, max(ys), self._start_y_top),
+        )
+
+    def _grown(self, top: float, value: float, start: float) -> float:
+        """The axis top for `value`: unchanged while it fits and is not far too big."""
+        if value > top or (value < top / (self.GROWTH * 2) and top > start):
+            return max(start, value * self.GROWTH)
+        return top
