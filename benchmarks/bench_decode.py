@@ -338,7 +338,7 @@ def _row(name: str, runs: list[dict[str, Any]], what: str) -> dict[str, Any]:
 
 def run(config: BenchConfig) -> Section:
     section = Section(TITLE)
-    load = wait_for_quiet(limit_s=30 if config.quick else 300)
+    load = wait_for_quiet(limit_s=30 if config.quick else config.quiet_wait_s)
     loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-decode-") as name:
         scratch = Path(name)

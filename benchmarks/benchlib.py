@@ -42,6 +42,7 @@ class BenchConfig:
     n_ctx: int = 4096
     quick: bool = False  # fewer rounds and tokens: a smoke run of the harness itself
     out_dir: str = "benchmarks"
+    quiet_wait_s: float = 300.0  # how long a section waits for a quiet machine
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -160,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--quick", action="store_true", help="2 rounds, 64 tokens: a smoke run")
     parser.add_argument("--out", default=str(HERE), help="where report.md/json go")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="wait up to S seconds for the load average to drop below 1.5 before a section",
+    )
     args = parser.parse_args(argv)
     config = BenchConfig(
         model=args.model or str(bundled_model_path()),
@@ -171,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         n_ctx=args.ctx,
         quick=args.quick,
         out_dir=args.out,
+        quiet_wait_s=args.quiet_wait,
     )
     only = set(args.only.split(",")) if args.only else None
     modules = discover(only)
