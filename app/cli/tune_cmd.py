@@ -111,8 +111,8 @@ def format_table(event: ev.TuneFinished, usable: int) -> str:
     )
     if event.stored_in:
         lines.append(f"stored in {event.stored_in}")
-    if event.not_stored:
-        lines.append(f"not stored: {event.not_stored}")
+    if event.busy_note:
+        lines.append(f"note: {event.busy_note}")
     return "\n".join(lines)
 
 
@@ -124,5 +124,5 @@ def _as_json(event: ev.TuneFinished, usable: int, model: str) -> dict[str, Any]:
         "n_threads": event.n_threads,
         "n_threads_batch": event.n_threads_batch,
         "stored_in": event.stored_in or None,
-        "not_stored": event.not_stored or None,
+        "busy_note": event.busy_note or None,
     }

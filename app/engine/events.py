@@ -172,4 +172,5 @@ class TuneFinished(EngineEvent):
     cancelled: bool = False
     error: str = ""
     stored_in: str = ""  # the cache file, once the parent stored the result
-    not_stored: str = ""  # why a finished measurement was not remembered (a busy machine)
+    # Other programs kept the cores busy meanwhile: what that means for the result.
+    busy_note: str = ""

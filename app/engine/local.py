@@ -552,13 +552,10 @@ class LocalEngine:
         worker = self._worker
         after = cpu_activity.snapshot([os.getpid(), (worker.pid if worker else None) or 0])
         others = cpu_activity.others_cores(self._tune_cpu, after, cpu_activity.cpu_count())
-        if others is not None and others > cpu_activity.BUSY_CORES:
-            # Used for this session, not remembered: the next start measures again.
-            event.not_stored = (
-                f"other programs used {others:.1f} cores meanwhile; "
-                "measure again when the machine is quieter"
-            )
-        updated = thread_tuning.record_result(event, current.path, info, apply_decode, apply_batch)
+        busy = others if others is not None and others > cpu_activity.BUSY_CORES else None
+        updated = thread_tuning.record_result(
+            event, current.path, info, apply_decode, apply_batch, busy_cores=busy
+        )
         if updated is not None:
             with self._lock:
                 if self.model_info is info:

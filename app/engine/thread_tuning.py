@@ -181,6 +181,10 @@ class TunedThreads:
     context: str = "headless"
     measured_at: float = 0.0  # time.time()
     key: dict[str, Any] = field(default_factory=dict)
+    # Cores' worth of CPU other programs used during the measurement, when that was
+    # more than app.engine.cpu_activity.BUSY_CORES: such a result is used until a
+    # quieter measurement replaces it (the window measures again at its next start).
+    busy_cores: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,6 +199,7 @@ class TunedThreads:
             context=str(data.get("context", "headless")),
             measured_at=float(data.get("measured_at", 0.0)),
             key=dict(data.get("key", {})),
+            busy_cores=data.get("busy_cores"),
         )
 
 
@@ -293,8 +298,13 @@ def record_result(
     info: ModelLoaded | None,
     apply_decode: bool,
     apply_batch: bool,
+    busy_cores: float | None = None,
 ) -> ModelLoaded | None:
     """Store a completed measurement (noting where, or why not, on the event).
+
+    A measurement taken while other programs used busy_cores of CPU is stored
+    (it says more about this machine now than no measurement), marked so, and
+    never over a quieter one of the same context.
 
     Returns the loaded model's record with the new counts when the worker
     applied them (its settings left threads unset), else None.
@@ -306,8 +316,22 @@ def record_result(
         n_threads_batch=event.n_threads_batch,
         rows=list(event.rows),
         context=event.context,
+        busy_cores=busy_cores,
     )
-    if not event.not_stored:
+    earlier = load_tuned(model_path, event.context)
+    keep_earlier = (
+        busy_cores is not None
+        and earlier is not None
+        and earlier.context == event.context
+        and earlier.busy_cores is None
+    )
+    if busy_cores is not None:
+        event.busy_note = f"other programs used {busy_cores:.1f} cores meanwhile; " + (
+            "the earlier, quieter measurement stays stored"
+            if keep_earlier
+            else "stored until a quieter measurement replaces it"
+        )
+    if not keep_earlier:
         try:
             event.stored_in = str(store_tuned(model_path, result))
         except OSError as exc:

@@ -92,7 +92,8 @@ class ThreadTuner(QObject):
         self._checked.add(model_path)
 
         def done(found: Any) -> None:
-            if found is None or found.context != "window":
+            # No window measurement yet, or one taken while the machine was busy.
+            if found is None or found.context != "window" or found.busy_cores is not None:
                 self._wanted = True
                 QTimer.singleShot(0, self._try_start)
 
@@ -137,4 +138,4 @@ def describe_result(event: ev.TuneFinished) -> str:
         return f"Thread measurement failed: {event.error}"
     where = "now in use" if event.applied else "Settings name other counts"
     text = f"Threads measured: {event.n_threads} decode / {event.n_threads_batch} prefill ({where})"
-    return f"{text}; not remembered: {event.not_stored}" if event.not_stored else text
+    return f"{text}; {event.busy_note}" if event.busy_note else text
