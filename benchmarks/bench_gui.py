@@ -55,23 +55,28 @@ RESULT_PREFIX = "bench-child-result "
 
 
 class Heartbeat:
-    """A fast QTimer that keeps every gap between its ticks (ms)."""
+    """A fast QTimer that keeps every gap between its ticks (ms), and the CPU time the GUI
+    thread itself spent within each gap: a long gap with little CPU was the thread waiting
+    (preempted by other programs, or for the GIL), one with as much CPU was our own work."""
 
     def __init__(self, interval_ms: int = HEARTBEAT_MS) -> None:
         from PySide6.QtCore import Qt, QTimer
 
         self.gaps_ms: list[float] = []
+        self.cpu_ms: list[float] = []
         self._last: float | None = None
+        self._last_cpu = 0.0
         self._timer = QTimer()
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._on_timer_timeout)
 
     def _on_timer_timeout(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         if self._last is not None:
             self.gaps_ms.append((now - self._last) * 1000)
-        self._last = now
+            self.cpu_ms.append((cpu - self._last_cpu) * 1000)
+        self._last, self._last_cpu = now, cpu
 
     def __enter__(self) -> Heartbeat:
         self._last = None
@@ -253,6 +258,7 @@ def child_main(args: argparse.Namespace) -> dict[str, Any]:
                     "decode_tok_s": metrics.decode_tok_s,
                     "stop_reason": metrics.stop_reason,
                     "gaps_ms": beat.gaps_ms,
+                    "cpu_in_gaps_ms": beat.cpu_ms,
                     "redraw_hz": redraws / stream_s
                     if redraws is not None and stream_s > 0
                     else None,
@@ -274,6 +280,33 @@ def child_main(args: argparse.Namespace) -> dict[str, Any]:
         "n_threads": getattr(info, "n_threads", None),
         "n_ctx": getattr(info, "n_ctx", None),
     }
+
+
+def cpu_in_longest(turn: dict[str, Any]) -> float | None:
+    gaps, cpu = turn["gaps_ms"], turn["cpu_in_gaps_ms"]
+    if not gaps:
+        return None
+    return float(cpu[max(range(len(gaps)), key=gaps.__getitem__)])
+
+
+def stall_why(turns: list[dict[str, Any]]) -> str:
+    """Whether the long gaps were the GUI thread's own work or waiting for a core."""
+    own = max((max(t["cpu_in_gaps_ms"], default=0.0) for t in turns), default=0.0)
+    longest = max(turns, key=lambda t: max(t["gaps_ms"], default=0.0), default=None)
+    if longest is None or not longest["gaps_ms"]:
+        return ""
+    gap, cpu = max(longest["gaps_ms"]), cpu_in_longest(longest) or 0.0
+    loads = ", ".join(f"{t['load']:.1f}" for t in turns)
+    if cpu < gap / 2:
+        return (
+            f"the longest gap ({gap:.0f} ms) held {cpu:.1f} ms of GUI-thread CPU: the thread "
+            f"was waiting (for a core: load averages {loads} on 2 cores; or for the GIL), not "
+            f"working; its longest own work within one gap was {own:.1f} ms"
+        )
+    return (
+        f"the longest gap ({gap:.0f} ms) was {cpu:.0f} ms of GUI-thread work (load averages "
+        f"{loads}); profile the slots that run while streaming"
+    )
 
 
 def run(config: BenchConfig) -> Section:
@@ -304,6 +337,8 @@ def run(config: BenchConfig) -> Section:
                 "gap p50 (ms)": gaps["p50_ms"],
                 "gap p99 (ms)": gaps["p99_ms"],
                 "gap max (ms)": gaps["max_ms"],
+                "GUI-thread CPU in the longest gap (ms)": cpu_in_longest(turn),
+                "longest GUI-thread CPU in one gap (ms)": max(turn["cpu_in_gaps_ms"], default=None),
                 "redraws/s": turn["redraw_hz"],
                 "GUI process CPU ms/token": turn["cpu_ms_per_token"],
                 "GUI thread CPU ms/token": turn["gui_thread_ms_per_token"],
@@ -321,6 +356,12 @@ def run(config: BenchConfig) -> Section:
             "gap p50 (ms)": pooled["p50_ms"],
             "gap p99 (ms)": pooled["p99_ms"],
             "gap max (ms)": pooled["max_ms"],
+            "GUI-thread CPU in the longest gap (ms)": max(
+                (cpu_in_longest(t) or 0.0 for t in turns), default=None
+            ),
+            "longest GUI-thread CPU in one gap (ms)": max(
+                (max(t["cpu_in_gaps_ms"], default=0.0) for t in turns), default=None
+            ),
             "redraws/s": median([t["redraw_hz"] for t in turns]),
             "GUI process CPU ms/token": median([t["cpu_ms_per_token"] for t in turns]),
             "GUI thread CPU ms/token": median([t["gui_thread_ms_per_token"] for t in turns]),
@@ -343,16 +384,27 @@ def run(config: BenchConfig) -> Section:
             unit="ms",
         ),
     ]
+    why = stall_why(turns)
+    for ratio in section.ratios:
+        if ratio.met is False:
+            ratio.why = why
     section.notes.append(
         f"{len(turns)} turns of one conversation in the real window (offscreen, 1400x860, "
         f"internals panel visible), up to {config.max_tokens} tokens each at temperature "
         f"{config.temperature}, decode threads {result.get('n_threads')}, n_ctx {result.get('n_ctx')}. "
         f"Gaps: time between ticks of a {HEARTBEAT_MS} ms QTimer from send until 0.5 s after "
-        "the reply finished, pooled over all turns (row 'all'). Redraws/s: panel redraws "
+        "the reply finished, pooled over all turns (row 'all'); beside them the GUI thread's "
+        "own CPU time within the longest gap, and the most it used within any one gap: a long "
+        "gap with little CPU is the thread waiting (other programs on the cores, or the GIL), "
+        "not its work. Redraws/s: panel redraws "
         "during streaming. CPU: time.process_time() of the GUI process (all its threads) and "
         "time.thread_time() of the GUI thread, send to reply finished, per output token."
     )
-    section.raw = {"turns": [{k: v for k, v in t.items() if k != "gaps_ms"} for t in turns]}
+    section.raw = {
+        "turns": [
+            {k: v for k, v in t.items() if k not in ("gaps_ms", "cpu_in_gaps_ms")} for t in turns
+        ]
+    }
     return section
 
 
