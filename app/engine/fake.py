@@ -23,6 +23,7 @@ from pathlib import Path
 
 from app.engine import events as ev
 from app.engine.pending_turn import Messages, MessagesSource, PendingTurn
+from app.engine.request_ids import RequestIds
 from app.errors import EngineUnavailableError
 from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
 from app.settings import RuntimeSettings, SamplingSettings
@@ -73,7 +74,7 @@ class FakeEngine:
         self.token_interval_s, self.prefill_s, self.load_s = token_interval_s, prefill_s, load_s
         self.model_info: ev.ModelLoaded | None = None
         self.tuning_context = "headless"
-        self._ids = itertools.count(1)
+        self._ids = RequestIds()
         self._load_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._commands: queue.Queue[_Command | None] = queue.Queue()
@@ -81,8 +82,7 @@ class FakeEngine:
         self._running: PendingTurn | None = None
         self._queued: list[int] = []  # request ids submitted and not started
         self._dropped: set[int] = set()
-        self._reserved: set[int] = set()  # handed out, not yet submitted
-        self._cancel_on_submit: set[int] = set()
+
         self._loads_in_flight = 0
         self._crashed = False
         self._closed = False
@@ -129,10 +129,7 @@ class FakeEngine:
         return load_id
 
     def new_request_id(self) -> int:
-        with self._lock:
-            request_id = next(self._ids)
-            self._reserved.add(request_id)
-        return request_id
+        return self._ids.new()
 
     def submit(
         self,
@@ -144,10 +141,7 @@ class FakeEngine:
         rid = request_id if request_id is not None else self.new_request_id()
         with self._lock:
             self._check_open()
-            self._reserved.discard(rid)
-            cancelled_early = rid in self._cancel_on_submit
-            self._cancel_on_submit.discard(rid)
-        if cancelled_early:
+        if self._ids.submitted(rid):
             self._emit(
                 ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
             )
@@ -169,8 +163,8 @@ class FakeEngine:
                 return
             if request_id in self._queued:
                 self._dropped.add(request_id)
-            elif request_id in self._reserved:
-                self._cancel_on_submit.add(request_id)
+            else:
+                self._ids.cancel_before_submit(request_id)
 
     def restart(self) -> None:
         with self._lock:

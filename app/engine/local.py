@@ -31,6 +31,7 @@ from app.engine import cpu_activity, thread_tuning
 from app.engine import events as ev
 from app.engine.pending_turn import MessagesSource, PendingTurn, exit_signal_name
 from app.engine.repack_guard import RepackMemory, RepackPlan, crash_reason, plan_for
+from app.engine.request_ids import RequestIds
 from app.engine.token_batch import TokenBatch
 from app.engine.worker_process import (
     WorkerProcess,
@@ -80,7 +81,7 @@ class LocalEngine:
         self._sink: EventSink = on_event or self._events.put
         self._lock = threading.RLock()
         self._spawn_lock = threading.Lock()  # never held with _lock: readers of state never wait
-        self._ids = itertools.count(1)
+        self._ids = RequestIds()
         self._load_ids = itertools.count(1)
         self._ctx = spawn_context()
         self._cancel = self._ctx.Event()
@@ -90,10 +91,7 @@ class LocalEngine:
         self._current: LoadAttempt | None = None  # what the worker has loaded
         self._turns_since_load = 0
         self._pending: collections.deque[PendingTurn] = collections.deque()
-        # Ids handed out by new_request_id() and not yet submitted, and those of
-        # them cancelled already (a Stop pressed while the send was on its way).
-        self._reserved: set[int] = set()
-        self._cancel_on_submit: set[int] = set()
+
         self._running: PendingTurn | None = None
         self._closed = False
         self._crashed = False
@@ -197,10 +195,7 @@ class LocalEngine:
         """A request id, handed out now, for a submit() to come: callers that key
         their own records on it can make them before any event can arrive. A cancel()
         of it before its submit() is kept, and the submit then ends it at once."""
-        with self._lock:
-            request_id = next(self._ids)
-            self._reserved.add(request_id)
-        return request_id
+        return self._ids.new()
 
     def submit(
         self,
@@ -214,10 +209,7 @@ class LocalEngine:
         rid = request_id if request_id is not None else self.new_request_id()
         with self._lock:
             self._check_open()
-            self._reserved.discard(rid)
-            cancelled_early = rid in self._cancel_on_submit
-            self._cancel_on_submit.discard(rid)
-        if cancelled_early:  # Stop came between new_request_id() and now
+        if self._ids.submitted(rid):  # Stop came between new_request_id() and now
             self._emit(
                 ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
             )
@@ -253,8 +245,7 @@ class LocalEngine:
                 if queued.request_id == request_id:
                     self._pending.remove(queued)
                     dropped = queued
-            if request_id in self._reserved:
-                self._cancel_on_submit.add(request_id)
+            self._ids.cancel_before_submit(request_id)
         for attempt in dropped_loads:
             self._emit(ev.EngineError(message="model loading cancelled", load_id=attempt.load_id))
         if dropped is not None:
