@@ -168,11 +168,6 @@ class MessageBody(QTextBrowser):
             cursor.insertText(piece)
         self._fit_height()
 
-    def finish(self) -> None:
-        """The stream ended: render the whole text as Markdown."""
-        if not self._complete:
-            self.set_markdown(self._stream.text)
-
     def _render(self, text: str) -> None:
         self.render_count += 1
         self.document().setMarkdown(text, QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
