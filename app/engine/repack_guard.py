@@ -101,7 +101,8 @@ def fallback_reason(extra_buffers: dict[str, float] | None, phase: str, status: 
         what = f"llama.cpp's {kernels} kernels crashed on this CPU"
     else:
         what = "llama.cpp crashed on this CPU with weight repacking allowed"
-    return f"{what} ({status}, {phase}); running without weight repacking"
+    # The consequence first: a status bar shows the start of a long line.
+    return f"running without weight repacking: {what} ({status}, {phase})"
 
 
 def crash_reason(log: list[str], while_loading: bool, status: str) -> str:

@@ -7,8 +7,8 @@ from app.models.fit_check import MemoryRow
 from ui.chrome.status_bar import EngineStatusBar
 
 NOTE = (
-    "llama.cpp's AMX kernels crashed on this CPU (SIGSEGV, warming up); "
-    "running without weight repacking"
+    "running without weight repacking: "
+    "llama.cpp's AMX kernels crashed on this CPU (SIGSEGV, warming up)"
 )
 
 
