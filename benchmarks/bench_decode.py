@@ -417,6 +417,13 @@ def run(config: BenchConfig) -> Section:
     ratios.append(
         Ratio("engine TTFT - native prefill time, same prompt", ttft_gap, "<=", 10.0, unit="ms")
     )
+    busiest = max(loads, default=load)
+    for ratio in ratios:
+        if ratio.met is False and busiest > 1.5:
+            ratio.why = (
+                f"machine busy (load average up to {busiest:.1f} on 2 cores): rounds scatter, "
+                "measure again on a quiet machine"
+            )
     section.ratios = ratios
     section.notes += [
         "Per-round ratios (median): engine/native "
