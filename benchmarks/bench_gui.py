@@ -159,7 +159,9 @@ def rss_mib() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def run_child(script: Path, args: list[str], home: str, timeout_s: float = 900.0) -> dict[str, Any]:
+def run_child(
+    script: Path, args: list[str], home: str, timeout_s: float = 3600.0
+) -> dict[str, Any]:
     """Run `script --child ...` with its own GLASSBOX_HOME, offscreen; its JSON result."""
     env = dict(
         os.environ,
@@ -234,8 +236,12 @@ def child_main(args: argparse.Namespace) -> dict[str, Any]:
             cpu_before, thread_before = time.process_time(), time.thread_time()
             wall_before = time.perf_counter()
             with Heartbeat() as beat:
+                # A turn that takes 2 s on a quiet machine can take minutes while other
+                # programs' llama.cpp threads share the cores.
                 (event,) = wait_signal(
-                    controller.reply_finished, lambda p=prompt: controller.send(p)
+                    controller.reply_finished,
+                    lambda p=prompt: controller.send(p),
+                    timeout_ms=600_000,
                 )
                 streamed_until = time.perf_counter()
                 cpu, thread_cpu = (
