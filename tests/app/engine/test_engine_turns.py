@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from app.engine import events as ev
 from app.metrics import FIELD_NAMES, STOP_REASONS
@@ -25,9 +28,30 @@ def test_loaded_event_describes_the_model(loaded_engine):
     assert loaded.n_ctx == 2048 and loaded.kv_cells_total == 2048
     assert loaded.kv_bytes_per_token > 0 and loaded.load_ms > 0
     assert engine.state == "ready"
-    # llama_cpp lives only in the worker process.
-    assert "llama_cpp" not in sys.modules
     assert engine.worker_pid is not None
+
+
+def test_llama_cpp_lives_only_in_the_worker(bundled_model):
+    # A fresh interpreter: other tests here import llama_cpp on purpose, in-process.
+    code = (
+        "import sys\n"
+        "from helpers import load_engine\n"
+        "from pathlib import Path\n"
+        f"engine, loaded = load_engine(Path({str(bundled_model)!r}))\n"
+        "engine.close()\n"
+        "print('llama_cpp' in sys.modules)"
+    )
+    tests_dir = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(tests_dir).parent,  # tests/app must not shadow the app package
+        env={**os.environ, "PYTHONPATH": tests_dir},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_event_order_of_a_turn(loaded_engine):

@@ -3,7 +3,6 @@ temperature 0, and the same replies as Llama.generate for the same seed."""
 
 from __future__ import annotations
 
-import llama_cpp
 import pytest
 
 from app.engine import events as ev
@@ -16,7 +15,17 @@ from helpers import load_engine, run_turn
 STORY = [{"role": "user", "content": "Tell me a short story about a fox."}]
 
 
-def test_chain_stages_follow_the_settings():
+@pytest.fixture
+def llama_cpp():
+    # Imported in this process on purpose, to build a chain directly; at module level
+    # it would land in sys.modules at collection, where tests check the app never
+    # imports it outside its worker.
+    import llama_cpp as module
+
+    return module
+
+
+def test_chain_stages_follow_the_settings(llama_cpp):
     greedy = SamplerChain(llama_cpp, 1000, SamplingSettings(temperature=0.0), seed=1)
     sampled = SamplerChain(llama_cpp, 1000, SamplingSettings(temperature=0.7), seed=1)
     try:
