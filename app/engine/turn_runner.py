@@ -15,7 +15,7 @@ import codecs
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as EventType
@@ -125,6 +125,33 @@ class _TextStream:
         self.text = ""
         self._streamed = 0  # characters of text already sent in Token events
 
+    def ends_turn(
+        self,
+        token: int,
+        eog: bool,
+        piece_of: Callable[[int], bytes],
+        now: int,
+        max_tokens: int,
+        context_full: bool,
+        cancel: EventType,
+    ) -> bool:
+        """One sampled token, whichever loop sampled it: recorded, and True when the
+        turn stops here (the reason goes on the reply): end of text, a stop string,
+        max tokens, a full context, or cancel."""
+        reply = self.reply
+        if eog:
+            reply.stop_reason = "eos"
+            return True
+        if self.add(token, piece_of(token), now):
+            return True
+        if len(reply.token_times) >= max_tokens or context_full:
+            reply.stop_reason = "length"
+            return True
+        if cancel.is_set():
+            reply.stop_reason = "cancelled"
+            return True
+        return False
+
     def add(self, token: int, piece: bytes, now: int) -> bool:
         """Take one token; True when a stop string ended the reply."""
         self.reply.token_times.append(now)
@@ -187,7 +214,7 @@ def _decode_native(
     """llama_decode on a reused batch, llama.cpp's sampler chain; no logits in Python."""
     reply, native = stream.reply, model.native
     is_eog, vocab, ctx = model.llama_cpp.llama_vocab_is_eog, native.vocab, native.ctx
-    times, max_tokens, n_ctx = reply.token_times, sampling.max_tokens, model.n_ctx
+    max_tokens, n_ctx = sampling.max_tokens, model.n_ctx
     prefill_started = time.monotonic_ns()
     with SamplerChain(model.llama_cpp, model.n_vocab, sampling, seed) as chain:
         n_past = native.start_turn(prompt.tokens, prompt.cached)
@@ -198,16 +225,9 @@ def _decode_native(
                 now = time.monotonic_ns()
                 if not reply.prefill_ns:
                     reply.prefill_ns = now - prefill_started
-                if is_eog(vocab, token):
-                    reply.stop_reason = "eos"
-                    break
-                if stream.add(token, native.piece(token), now):
-                    break
-                if len(times) >= max_tokens or n_past >= n_ctx:
-                    reply.stop_reason = "length"
-                    break
-                if cancel.is_set():
-                    reply.stop_reason = "cancelled"
+                eog = is_eog(vocab, token)
+                full = n_past >= n_ctx
+                if stream.ends_turn(token, eog, native.piece, now, max_tokens, full, cancel):
                     break
                 native.eval_token(token, n_past)
                 in_cache.append(token)
@@ -246,16 +266,10 @@ def _decode_with_llama_generate(
         now = time.monotonic_ns()
         if not reply.token_times and not reply.prefill_ns:
             reply.prefill_ns = now - prefill_started
-        if is_eog(vocab, token):
-            reply.stop_reason = "eos"
-            break
-        if stream.add(token, detok([token]), now):
-            break
-        if len(reply.token_times) >= sampling.max_tokens or llm.n_tokens >= model.n_ctx:
-            reply.stop_reason = "length"
-            break
-        if cancel.is_set():
-            reply.stop_reason = "cancelled"
+        eog, full = is_eog(vocab, token), llm.n_tokens >= model.n_ctx
+        if stream.ends_turn(
+            token, eog, lambda t: detok([t]), now, sampling.max_tokens, full, cancel
+        ):
             break
     generator.close()
 
