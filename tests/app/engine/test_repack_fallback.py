@@ -117,7 +117,10 @@ def test_a_real_multi_token_turn_right_after_a_fresh_load(bundled_model, memory)
     """No fault injected: what a user's first message does, with repacking on auto."""
     with LocalEngine(repack_memory=memory) as engine:
         loaded = _load(engine, bundled_model)[-1]
-        assert isinstance(loaded, ev.ModelLoaded) and loaded.repack_used
+        assert isinstance(loaded, ev.ModelLoaded)
+        # Repacking stays on, unless this CPU's repacked kernels really crashed (a Xeon
+        # with AMX): then the load fell back and says why.
+        assert loaded.repack_used or "running without weight repacking" in loaded.repack_note
         prompt = [{"role": "user", "content": "List five animals that live in the sea, " * 4}]
         events = run_turn(engine, engine.submit(prompt, GREEDY))
         started = next(e for e in events if isinstance(e, ev.TurnStarted))
