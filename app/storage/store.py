@@ -5,8 +5,14 @@ thread: check_same_thread=False plus an RLock around every use. The
 connection is in autocommit mode, so a single statement commits on its own
 and multi-statement writes use an explicit BEGIN IMMEDIATE transaction.
 Every write method has committed when it returns; with WAL and
-synchronous=NORMAL a committed write survives the process being killed (only
-an OS crash or power cut can lose the last few commits).
+synchronous=FULL a committed write survives the process being killed and a
+power cut too (the WAL is fsynced at every commit; benchmarks/bench_sync.py
+measures what that costs a streamed flush).
+
+SQLite failures (a full disk, an I/O error, text SQLite cannot take) come out
+as StorageError with one line for the user; the file keeps what was committed
+before. A file that is not a database, or whose schema is damaged, is moved
+aside at open (never deleted) and a fresh one created: see Store.recovered.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,13 @@ ROLES: tuple[str, ...] = ("system", "user", "assistant")
 # Waiting this long for another connection's write lock is better than
 # failing a user's message with "database is locked".
 BUSY_TIMEOUT_S = 10.0
+
+# PRAGMA synchronous values Store accepts; FULL is the default (see the module docstring).
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+
+# SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
+_CORRUPT_CODES = (11, 26)
+_CORRUPT_WORDS = ("file is not a database", "malformed", "database disk image")
 
 
 class NotFoundError(StorageError, KeyError):
@@ -100,38 +114,63 @@ class Store:
     reply streaming into a conversation the user just deleted does not fail.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: str = "FULL", recover: bool = True) -> None:
+        """recover: move a damaged file aside and start a fresh one (see `recovered`)
+        instead of raising StorageError."""
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self.path = path
+        self.synchronous = synchronous
         self._lock = threading.RLock()
+        # Where a damaged database was moved at open, and the line that tells the user.
+        self.recovered: Path | None = None
+        self.recovery_notice = ""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        try:
+            self._conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            if not (recover and is_corruption(exc)):
+                raise StorageError(f"cannot open the database {path}: {exc}") from None
+            self.recovered = move_aside(path)
+            self.recovery_notice = (
+                f"the database {path.name} was damaged ({exc}); it was moved to "
+                f"{self.recovered.name} and a new, empty one was started"
+            )
+            self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
+        self._conn = conn
         try:
             self._configure()
-            migrate(self._conn)
+            migrate(conn)
             # Absent where SQLite lacks trigram FTS5 (see schema version 2).
             self._search_index = bool(
-                self._conn.execute(
+                conn.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages_fts'"
                 ).fetchall()
             )
         except BaseException:
-            self._conn.close()
+            conn.close()
             raise
+        return conn
 
     @classmethod
-    def open(cls, path: Path | None = None) -> Store:
-        """Open, creating and migrating as needed; default app.paths.database_path()."""
-        return cls(Path(path) if path is not None else database_path())
+    def open(cls, path: Path | None = None, **options: Any) -> Store:
+        """Open, creating and migrating as needed; default app.paths.database_path().
+
+        options: synchronous ("FULL", "NORMAL"), recover (see __init__)."""
+        return cls(Path(path) if path is not None else database_path(), **options)
 
     def _configure(self) -> None:
         mode = self._enable_wal()
         if mode != "wal":
             raise StorageError(f"cannot use write-ahead logging for {self.path} (got {mode})")
-        # NORMAL under WAL: commits survive a killed process; skipping the
-        # fsync per commit keeps per-token flushes cheap.
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        # FULL under WAL fsyncs the WAL at every commit, so a power cut loses
+        # nothing that was reported committed; NORMAL only for the benchmark.
+        self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._conn.create_function("gb_contains", 2, _contains_casefold, deterministic=True)
 
@@ -161,21 +200,43 @@ class Store:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        """The connection under the lock; SQLite's failures become one-line StorageErrors."""
         with self._lock:
-            # IMMEDIATE takes the write lock up front, so a second connection
-            # waits in busy_timeout instead of failing halfway through.
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+            except sqlite3.Error as exc:
+                raise StorageError(_describe_failure(self.path, exc)) from exc
+            except UnicodeEncodeError as exc:
+                # A lone surrogate (from a broken paste) cannot be encoded as UTF-8.
+                raise StorageError(
+                    f"the text cannot be stored: it holds a character that is not valid "
+                    f"Unicode ({exc.object[exc.start : exc.end]!a})"
+                ) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._locked() as conn:
+            # IMMEDIATE takes the write lock up front, so a second connection
+            # waits in busy_timeout instead of failing halfway through.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # A full disk may already have rolled the transaction back.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        with self._locked() as conn:
+            return conn.execute(sql, params).fetchall()
 
     # Conversations
 
@@ -183,7 +244,7 @@ class Store:
         self, title: str = "New conversation", system_prompt: str = ""
     ) -> Conversation:
         now = time.time()
-        with self._lock:
+        with self._locked():
             cursor = self._conn.execute(
                 "INSERT INTO conversations (title, system_prompt, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?)",
@@ -248,13 +309,13 @@ class Store:
 
     def purge_deleted(self) -> None:
         """Hard delete soft-deleted conversations; messages and metrics go by cascade."""
-        with self._lock:
+        with self._locked():
             self._conn.execute("DELETE FROM conversations WHERE deleted_at IS NOT NULL")
 
     def _update_conversation(
         self, conversation_id: int, assignments: str, params: tuple[Any, ...]
     ) -> None:
-        with self._lock:
+        with self._locked():
             cursor = self._conn.execute(
                 f"UPDATE conversations SET {assignments} WHERE id = ?", (*params, conversation_id)
             )
@@ -293,7 +354,7 @@ class Store:
         self, message_id: int, content: str, *, partial: bool = True
     ) -> None:
         """Overwrite the text of a message, e.g. to flush a reply while it streams."""
-        with self._lock:
+        with self._locked():
             cursor = self._conn.execute(
                 "UPDATE messages SET content = ?, partial = ? WHERE id = ?",
                 (content, int(partial), message_id),
@@ -347,7 +408,7 @@ class Store:
                 )
 
     def delete_message(self, message_id: int) -> None:
-        with self._lock:
+        with self._locked():
             cursor = self._conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
         if cursor.rowcount == 0:
             raise NotFoundError(f"no message with id {message_id}")
@@ -361,6 +422,58 @@ class Store:
             )
         return [_message_from_row(row) for row in rows]
 
+    def import_conversation(
+        self,
+        title: str,
+        system_prompt: str,
+        created_at: float,
+        updated_at: float,
+        messages: Sequence[Message],
+    ) -> Conversation:
+        """A new conversation holding copies of `messages` (their ids are ignored) with
+        their timestamps, settings and metrics rows, all in one transaction: an import
+        that fails halfway leaves nothing behind."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO conversations (title, system_prompt, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?)",
+                (title, system_prompt, created_at, updated_at),
+            )
+            conversation_id = cursor.lastrowid
+            for message in messages:
+                if message.role not in ROLES:
+                    choices = ", ".join(ROLES)
+                    raise ValueError(f"role must be one of {choices}, got {message.role!r}")
+                row = conn.execute(
+                    "INSERT INTO messages (conversation_id, role, content, created_at, partial, "
+                    "stop_reason) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        conversation_id,
+                        message.role,
+                        message.content,
+                        message.created_at,
+                        int(message.partial),
+                        message.stop_reason,
+                    ),
+                )
+                extras = (message.model, message.runtime_settings, message.sampling_settings)
+                if message.metrics is None and all(value is None for value in extras):
+                    continue
+                values = message.metrics.to_dict() if message.metrics is not None else {}
+                conn.execute(
+                    _METRICS_INSERT,
+                    (
+                        row.lastrowid,
+                        *(values.get(name) for name in FIELD_NAMES),
+                        message.model,
+                        _to_json(message.runtime_settings),
+                        _to_json(message.sampling_settings),
+                        message.created_at,
+                    ),
+                )
+        assert conversation_id is not None
+        return Conversation(conversation_id, title, system_prompt, created_at, updated_at)
+
     def turn_metrics(self, conversation_id: int) -> list[tuple[int, TurnMetrics]]:
         """(message_id, metrics) for every message that has metrics, in turn order."""
         return [
@@ -373,6 +486,42 @@ class Store:
         """PRAGMA integrity_check joined into one string; "ok" when the file is sound."""
         rows = self._query("PRAGMA integrity_check")
         return "\n".join(str(row[0]) for row in rows)
+
+
+def is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite's error says the file is damaged (not locked, full or unreadable)."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in _CORRUPT_CODES
+    return any(word in str(exc).lower() for word in _CORRUPT_WORDS)
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged database (with its -wal and -shm files) to NAME.corrupt-TIMESTAMP;
+    the user's data is never deleted. Returns the new path of the main file."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.rename(target.with_name(target.name + suffix))
+    path.rename(target)
+    return target
+
+
+def _describe_failure(path: Path, exc: sqlite3.Error) -> str:
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc)
+    if (code is not None and code & 0xFF == 13) or "disk is full" in text:  # SQLITE_FULL
+        return (
+            f"could not write to the database {path}: the disk is full (earlier "
+            "messages are kept; free some space and try again)"
+        )
+    return f"database error in {path}: {text}"
 
 
 def _fts_phrase(text: str) -> str:
