@@ -12,7 +12,16 @@ import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
-from app.cli import bench_cmd, chat_cmd, doctor_cmd, models_cmd, tune_cmd
+from app.cli import (
+    bench_cmd,
+    chat_cmd,
+    doctor_cmd,
+    export_cmd,
+    import_cmd,
+    models_cmd,
+    serve_cmd,
+    tune_cmd,
+)
 from app.errors import GlassboxError
 
 GUI_COMMAND = "gui"
@@ -48,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         models_cmd.register,
         tune_cmd.register,
         doctor_cmd.register,
+        export_cmd.register,
+        import_cmd.register,
+        serve_cmd.register,
     ]
     for register in registrars + _plugin_registrars():
         register(sub)
