@@ -12,6 +12,7 @@ below. The listener must not block (the GUI bridge re-emits them as Qt signals).
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -157,6 +158,11 @@ class ChatSession:
         sampling: SamplingSettings,
         request_id: int | None = None,
     ) -> int:
+        if sampling.seed is None:
+            # A seed left to chance is drawn here rather than in the worker, so the stored
+            # settings hold the seed the reply used and a replay (app.replay) can repeat it.
+            sampling = sampling.with_changes(seed=random.getrandbits(32))
+
         def messages() -> list[dict[str, str]]:
             return self.history(conversation_id, user_message_id)
 
@@ -235,7 +241,8 @@ class ChatSession:
             stop_reason=metrics.stop_reason,
             metrics=metrics,
             model=info.model_name if info else None,
-            runtime_settings=info.settings if info else None,
+            # The file, not just its name: a replay loads the same model again.
+            runtime_settings={**info.settings, "model_path": info.model_path} if info else None,
             sampling_settings=turn.sampling.to_dict(),
         )
         return ReplyStored(
