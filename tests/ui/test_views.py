@@ -98,8 +98,10 @@ def test_hover_shows_every_metric_and_click_emits_the_message_id(panel, qtbot):
     vb = plot.plotItem.getViewBox()
     scene_pos = vb.mapViewToScene(QPointF(2, vb.viewRange()[1][1] / 2))
     plot.scene().sigMouseMoved.emit(scene_pos)
-    for name in FIELD_NAMES:
-        assert name in panel.last_hover_text
+    from app.metrics_columns import COLUMNS
+
+    for name in FIELD_NAMES:  # every field, by the readout's label (not its snake_case name)
+        assert f"<td>{COLUMNS[name].label}&nbsp;</td>" in panel.last_hover_text
     assert "Turn 2" in panel.last_hover_text
 
     class Click:

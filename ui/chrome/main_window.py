@@ -11,8 +11,10 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
+    QFrame,
     QMainWindow,
     QMenu,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -36,6 +38,23 @@ from ui.infra.bridge import EngineBridge
 from ui.infra.gc_policy import GuiThreadCollector
 from ui.infra.tasks import BackgroundTasks
 from ui.internals.panel import InternalsPanel
+
+# With the panel open the window still goes down to 900 px: the panel narrows to this
+# (its readout and live plots stack) and scrolls when the window is short.
+PANEL_MIN_WIDTH = 300
+SIDEBAR_MIN_WIDTH = 170
+# The chat keeps room for a readable line and its bubbles' buttons; a narrower window
+# takes the width from the panel instead.
+CHAT_MIN_WIDTH = 340
+
+
+def _vertical_scroller(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,7 @@ class MainWindow(QMainWindow):
         self.collector.start()
 
         self.conversations = ConversationList()
+        self.conversations.setMinimumWidth(SIDEBAR_MIN_WIDTH)
         self.chat = ChatView()
         self.banner = CrashBanner()
         self.panel = InternalsPanel()
@@ -84,6 +104,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
 
         chat_column = QWidget()
+        chat_column.setMinimumWidth(CHAT_MIN_WIDTH)
         column_layout = QVBoxLayout(chat_column)
         column_layout.setContentsMargins(0, 0, 0, 0)
         column_layout.addWidget(self.banner)
@@ -102,8 +123,8 @@ class MainWindow(QMainWindow):
         self.dock.setToolTip(
             "What inference is doing: drag to move, float or close it (View menu brings it back)"
         )
-        self.dock.setWidget(self.panel)
-        self.dock.setMinimumWidth(380)
+        self.dock.setWidget(_vertical_scroller(self.panel))
+        self.dock.setMinimumWidth(PANEL_MIN_WIDTH)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
 
         self.controller = ChatController(
@@ -131,6 +152,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.resize(1400, 860)
         self.resizeDocks([self.dock], [560], Qt.Orientation.Horizontal)
+        # The message box, not the first widget in tab order (conversation search).
+        self.chat.input.setFocus()
 
     def _menu_table(self) -> list[tuple[str, list[MenuEntry | None]]]:
         """(menu, entries); None is a separator. The View menu adds its own parts after."""

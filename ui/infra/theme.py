@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -64,6 +64,7 @@ _DARK = {
     _Role.ToolTipBase: "#2d2f33",
     _Role.ToolTipText: "#e8eaed",
     _Role.PlaceholderText: "#9aa0a6",
+    _Role.Mid: "#4a4d52",  # bubble and frame borders
     _Role.Highlight: "#8ab4f8",
     _Role.HighlightedText: "#202124",
     _Role.Link: "#8ab4f8",
@@ -81,6 +82,7 @@ _LIGHT = {
     _Role.ToolTipBase: "#ffffff",
     _Role.ToolTipText: "#202124",
     _Role.PlaceholderText: "#80868b",
+    _Role.Mid: "#c4c7cc",
     _Role.Highlight: "#1a73e8",
     _Role.HighlightedText: "#ffffff",
     _Role.Link: "#1a73e8",
@@ -105,13 +107,58 @@ def light_palette() -> QPalette:
     return _palette(_LIGHT, _LIGHT_DISABLED_TEXT)
 
 
+class ThemeNotifier(QObject):
+    """One per application: says when apply_theme() has put a new palette in place.
+
+    Signals:
+        theme_changed(bool): the palette changed; True when it is dark.
+    """
+
+    theme_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.theme = "system"  # the user's choice, which a system scheme change may affect
+
+    def on_color_scheme_changed(self, scheme: Qt.ColorScheme) -> None:
+        app = QApplication.instance()
+        if self.theme == "system" and isinstance(app, QApplication):
+            _set_palette(app, dark_palette() if scheme == Qt.ColorScheme.Dark else light_palette())
+
+
+def notifier() -> ThemeNotifier:
+    """The application's ThemeNotifier (made on first use, parented to the QApplication)."""
+    app = QApplication.instance()
+    found = app.findChild(ThemeNotifier) if app is not None else None
+    if isinstance(found, ThemeNotifier):
+        return found
+    made = ThemeNotifier(app)
+    if isinstance(app, QApplication):
+        # The system scheme can change while we run (a desktop's dark-mode switch).
+        app.styleHints().colorSchemeChanged.connect(made.on_color_scheme_changed)
+    return made
+
+
+def _set_palette(app: QApplication, palette: QPalette) -> None:
+    app.setPalette(palette)
+    # A widget with its own style sheet (a chat bubble) gets no PaletteChange when the
+    # application palette changes after start-up, so it kept the old scheme's colours:
+    # every widget is told, and those that restyle from the palette do so now.
+    for widget in app.allWidgets():
+        QApplication.sendEvent(widget, QEvent(QEvent.Type.PaletteChange))
+    notifier().theme_changed.emit(is_dark(palette))
+
+
 def apply_theme(app: QApplication, theme: str) -> None:
-    """Set the app palette: "light", "dark", or "system" (follow the platform's scheme)."""
-    app.setStyle("Fusion")  # Fusion honours custom palettes on every platform
+    """Set the app palette: "light", "dark", or "system" (follow the platform's scheme,
+    also when it changes later)."""
+    if app.style().name().lower() != "fusion":
+        app.setStyle("Fusion")  # Fusion honours custom palettes on every platform
+    notifier().theme = theme
     if theme == "dark":
-        app.setPalette(dark_palette())
+        _set_palette(app, dark_palette())
     elif theme == "light":
-        app.setPalette(light_palette())
+        _set_palette(app, light_palette())
     else:
         scheme = app.styleHints().colorScheme()
-        app.setPalette(dark_palette() if scheme == Qt.ColorScheme.Dark else light_palette())
+        _set_palette(app, dark_palette() if scheme == Qt.ColorScheme.Dark else light_palette())

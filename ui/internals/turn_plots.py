@@ -6,6 +6,7 @@ sets its items' data; none of them reads the engine or the store.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 
@@ -47,27 +48,83 @@ class MiBAxis(pg.AxisItem):
         return [f"{v * self.bytes_per_cell / MIB:.1f}" for v in values]
 
 
-class TurnPlot(pg.PlotWidget):
-    """Base: a plot with x = turn number, a highlight band, and themed colours."""
+def legend_html(entries: Sequence[tuple[str, str]]) -> str:
+    """A legend as text for a plot's title: a coloured mark before each series name.
+    In the title it can never cover data, whatever the plot's size."""
+    return "&nbsp;&nbsp;".join(
+        f"<span style='color:{color}'>\u25a0</span>&nbsp;{html.escape(name)}"
+        for color, name in entries
+    )
 
-    def __init__(self, title: str, y_label: str, axis_items: dict | None = None) -> None:
+
+class EmptyState:
+    """A message in the middle of a plot with no data, in place of axes that mean nothing."""
+
+    def __init__(self, plot: pg.PlotWidget, text: str, axes: Sequence[str]) -> None:
+        self._plot, self._axes = plot, tuple(axes)
+        self.item = pg.TextItem(text, anchor=(0.5, 0.5))
+        self.item.setZValue(20)
+        plot.plotItem.addItem(self.item, ignoreBounds=True)
+        self.shown = False
+
+    def show(self, x: float, y: float) -> None:
+        """Put the message at (x, y) in data coordinates and hide the axes' numbers."""
+        self.item.setPos(x, y)
+        self.item.show()
+        for name in self._axes:
+            self._plot.plotItem.getAxis(name).setStyle(showValues=False)
+        self.shown = True
+
+    def hide(self) -> None:
+        self.item.hide()
+        for name in self._axes:
+            self._plot.plotItem.getAxis(name).setStyle(showValues=True)
+        self.shown = False
+
+    def apply_palette(self, colors: theme.PlotColors) -> None:
+        self.item.setColor(colors.foreground)
+
+
+class TurnPlot(pg.PlotWidget):
+    """Base: a plot with x = turn number, a highlight band, and themed colours.
+
+    The legend is part of the title, never inside the plot area."""
+
+    def __init__(
+        self,
+        title: str,
+        y_label: str,
+        legend: Sequence[tuple[str, str]] = (),
+        axis_items: dict | None = None,
+    ) -> None:
         super().__init__(axisItems=axis_items)
         self.setMinimumHeight(110)
+        self.setMinimumWidth(200)
         self.setMenuEnabled(False)
-        self.plotItem.setTitle(title, size="9pt")
+        self._legend_entries = tuple(legend)
+        self._title = title
         self.plotItem.setLabel("left", y_label)
         self.plotItem.setLabel("bottom", "assistant turn")
         self.plotItem.showGrid(x=False, y=True, alpha=0.25)
         self.plotItem.getViewBox().setMouseEnabled(x=False, y=False)
         self.plotItem.hideButtons()
-        self.legend = self.plotItem.addLegend(offset=(-4, 4), labelTextSize="8pt", colCount=3)
         self.highlight = pg.LinearRegionItem(values=(0, 0), movable=False)
         self.highlight.setZValue(-10)
         self.highlight.hide()
         self.plotItem.addItem(self.highlight, ignoreBounds=True)
+        self.empty = EmptyState(self, "No replies yet in this conversation", ("left", "right"))
         self.n_turns = 0
         cache_axes(self)
         self.apply_palette()
+        self._show_empty(True)
+
+    def title_html(self) -> str:
+        legend = legend_html(self._legend_entries)
+        return f"{html.escape(self._title)}<br>{legend}" if legend else html.escape(self._title)
+
+    def set_title(self, title: str) -> None:
+        self._title = title
+        self.plotItem.setTitle(self.title_html(), size="9pt")
 
     def apply_palette(self) -> None:
         colors = theme.plot_colors()
@@ -76,12 +133,23 @@ class TurnPlot(pg.PlotWidget):
             axis = self.plotItem.getAxis(name)
             axis.setPen(colors.foreground)
             axis.setTextPen(colors.foreground)
+            axis.picture = None  # the cached tick labels were drawn in the old colour
+            axis.update()
         self.plotItem.titleLabel.setAttr("color", colors.foreground)
-        self.plotItem.titleLabel.setText(self.plotItem.titleLabel.text)
+        self.set_title(self._title)
         self.highlight.setBrush(pg.mkBrush(colors.highlight))
         for line in self.highlight.lines:
             line.setPen(pg.mkPen(None))
-        self.legend.setLabelTextColor(colors.foreground)
+        self.empty.apply_palette(colors)
+
+    def _show_empty(self, empty: bool) -> None:
+        if empty:
+            self.plotItem.setXRange(0, 1, padding=0)
+            self.plotItem.setYRange(0, 1, padding=0)
+            self.plotItem.getAxis("bottom").setTicks([[]])
+            self.empty.show(0.5, 0.5)
+        elif self.empty.shown:
+            self.empty.hide()
 
     def set_highlight(self, turn: int | None) -> None:
         if turn is None:
@@ -92,7 +160,10 @@ class TurnPlot(pg.PlotWidget):
 
     def _fit_x(self, n: int) -> None:
         self.n_turns = n
-        self.plotItem.setXRange(0.4, max(n, 1) + 0.6, padding=0)
+        self._show_empty(n == 0)
+        if n == 0:
+            return
+        self.plotItem.setXRange(0.4, n + 0.6, padding=0)
         self.plotItem.getAxis("bottom").setTicks(
             [[(i, str(i)) for i in range(1, n + 1)]] if n <= 20 else None
         )
@@ -108,7 +179,11 @@ class TtftPlot(TurnPlot):
     """Time to first token per turn, stacked: queue wait, then prefill and first decode step."""
 
     def __init__(self) -> None:
-        super().__init__("Time to first token: queue + prefill", "ms")
+        super().__init__(
+            "Time to first token",
+            "ms",
+            legend=((theme.QUEUE_COLOR, "queue"), (theme.PREFILL_COLOR, "prefill + 1st token")),
+        )
         self.queue_bars = _bars(theme.QUEUE_COLOR, "queue")
         self.prefill_bars = _bars(theme.PREFILL_COLOR, "prefill + 1st token")
         self.plotItem.addItem(self.queue_bars)
@@ -121,15 +196,20 @@ class TtftPlot(TurnPlot):
         self.queue_bars.setOpts(x=xs, height=queue, y0=[0.0] * len(xs))
         self.prefill_bars.setOpts(x=xs, height=rest, y0=queue)
         self._fit_x(len(xs))
-        top = max([q + r for q, r in zip(queue, rest)] or [1.0])
-        self.plotItem.setYRange(0, top * 1.35, padding=0)  # headroom for the legend
+        if xs:
+            top = max([q + r for q, r in zip(queue, rest)] or [1.0])
+            self.plotItem.setYRange(0, max(top, 1.0) * 1.1, padding=0)
 
 
 class RatePlot(TurnPlot):
     """Prefill and decode throughput per turn: the two phases stress the machine differently."""
 
     def __init__(self) -> None:
-        super().__init__("Throughput: prefill vs decode", "tok/s")
+        super().__init__(
+            "Throughput",
+            "tok/s",
+            legend=((theme.PREFILL_COLOR, "prefill"), (theme.DECODE_COLOR, "decode")),
+        )
         self.prefill = self.plotItem.plot(
             [],
             [],
@@ -164,7 +244,9 @@ class RatePlot(TurnPlot):
             curve.setData([p[0] for p in points], [p[1] for p in points])
             values += [p[1] for p in points]
         self._fit_x(len(metrics))
-        self.plotItem.setYRange(0, (max(values) if values else 1.0) * 1.3, padding=0)
+        if metrics:
+            # Headroom so the top point's symbol is drawn whole.
+            self.plotItem.setYRange(0, (max(values) if values else 1.0) * 1.15, padding=0)
 
 
 class KvPlot(TurnPlot):
@@ -173,7 +255,14 @@ class KvPlot(TurnPlot):
     def __init__(self) -> None:
         self.mib_axis = MiBAxis("right")
         super().__init__(
-            "KV cache fill (cells; right: MiB)", "cells", axis_items={"right": self.mib_axis}
+            "KV cache fill",
+            "cells",
+            legend=(
+                (theme.CACHED_COLOR, "cached prompt"),
+                (theme.EVALUATED_COLOR, "evaluated prompt"),
+                (theme.OUTPUT_COLOR, "output"),
+            ),
+            axis_items={"right": self.mib_axis},
         )
         self.plotItem.showAxis("right")
         self.cached = _bars(theme.CACHED_COLOR, "cached prompt")
@@ -194,6 +283,8 @@ class KvPlot(TurnPlot):
         self.mib_axis.bytes_per_cell = bytes_total / cells_total if cells_total else 0.0
         self.mib_axis.picture = None
         self.mib_axis.update()
+        # The unit stays on the axis whatever the title says.
+        self.plotItem.setLabel("right", "MiB" if self.mib_axis.bytes_per_cell else "")
         if cells_total:
             self.total_line.setValue(cells_total)
             self.total_line.show()
@@ -204,8 +295,11 @@ class KvPlot(TurnPlot):
                 self.set_capacity(m.kv_cells_total, m.kv_bytes_total)
                 break
         xs = list(range(1, len(metrics) + 1))
-        cached = [_zero(m.prompt_tokens_cached) for m in metrics]
-        evaluated = [_zero(m.prompt_tokens_evaluated) for m in metrics]
+        # A turn whose cache use is not known (the engine died during it) gets no bar,
+        # as the readout shows "KV -/-" for it.
+        known = [m.kv_cells_used is not None for m in metrics]
+        cached = [_zero(m.prompt_tokens_cached) if k else 0.0 for m, k in zip(metrics, known)]
+        evaluated = [_zero(m.prompt_tokens_evaluated) if k else 0.0 for m, k in zip(metrics, known)]
         output = [kv_output_cells(m) for m in metrics]
         self.cached.setOpts(x=xs, height=cached, y0=[0.0] * len(xs))
         self.evaluated.setOpts(x=xs, height=evaluated, y0=cached)
@@ -215,12 +309,14 @@ class KvPlot(TurnPlot):
         # Show the whole cache once the conversation fills a good share of it, else zoom in
         # (the title still says how much of the total is used).
         full = self.cells_total and used > self.cells_total * 0.4
-        self.plotItem.setYRange(0, (self.cells_total if full else used * 1.7) * 1.05, padding=0)
-        self.plotItem.setTitle(self._title(metrics[-1] if metrics else None), size="9pt")
+        if metrics:
+            top = self.cells_total if full else max(used, 1.0) * 1.3
+            self.plotItem.setYRange(0, top * 1.05, padding=0)
+        self.set_title(self._kv_title(metrics[-1] if metrics else None))
 
-    def _title(self, last: TurnMetrics | None) -> str:
+    def _kv_title(self, last: TurnMetrics | None) -> str:
         if last is None or last.kv_cells_used is None or not self.cells_total:
-            return "KV cache fill (cells; right axis: MiB)"
+            return "KV cache fill"
         fill = last.kv_cells_used / self.cells_total * 100
         text = f"KV cache: {last.kv_cells_used} of {self.cells_total} cells ({fill:.1f}%)"
         if last.kv_bytes_used is not None and self.bytes_total:
@@ -230,7 +326,9 @@ class KvPlot(TurnPlot):
 
 def kv_output_cells(m: TurnMetrics) -> float:
     """Cells holding this turn's output: what llama.cpp reports used minus the prompt."""
-    if m.kv_cells_used is not None and m.prompt_tokens is not None:
+    if m.kv_cells_used is None:
+        return 0.0  # not known: no bar (see KvPlot.set_turns)
+    if m.prompt_tokens is not None:
         return max(0.0, float(m.kv_cells_used - m.prompt_tokens))
     return _zero(m.output_tokens)
 
@@ -266,6 +364,8 @@ class LivePlot(pg.PlotWidget):
         self.plotItem.disableAutoRange()
         self._x_top = self._y_top = 0.0
         self._set_tops(self._start_x_top, self._start_y_top)
+        self.empty = EmptyState(self, "Appears while a reply is generated", ("left", "bottom"))
+        self.empty.show(self._start_x_top / 2, self._start_y_top / 2)
         cache_axes(self)
         self.apply_palette()
 
@@ -281,19 +381,35 @@ class LivePlot(pg.PlotWidget):
             axis = self.plotItem.getAxis(name)
             axis.setPen(colors.foreground)
             axis.setTextPen(colors.foreground)
+            axis.picture = None  # the cached tick labels were drawn in the old colour
+            axis.update()
         self.plotItem.titleLabel.setAttr("color", colors.foreground)
         self.plotItem.titleLabel.setText(self.plotItem.titleLabel.text)
+        self.empty.apply_palette(colors)
 
     def set_points(self, xs: Sequence[float], ys: Sequence[float]) -> None:
         xs, ys = list(xs), list(ys)
         self.curve.setData(xs, ys, skipFiniteCheck=True)  # times and counts: always finite
         if not xs:
             self._set_tops(self._start_x_top, self._start_y_top)
+            self.empty.show(self._start_x_top / 2, self._start_y_top / 2)
             return
+        if self.empty.shown:
+            self.empty.hide()
         self._set_tops(
             self._grown(self._x_top, max(xs), self._start_x_top),
             self._grown(self._y_top, max(ys), self._start_y_top),
         )
+
+    def fit_to_data(self) -> None:
+        """The turn has ended: the x-axis ends at the last point, not at the step it grew to."""
+        xs, ys = self.curve.getData()
+        if xs is None or not len(xs):
+            return
+        x_top = float(max(xs))
+        if x_top <= 0:
+            x_top = 1.0
+        self._set_tops(x_top, max(float(max(ys)) * 1.1, 1.0))
 
     def _grown(self, top: float, value: float, start: float) -> float:
         """The axis top for `value`: unchanged while it fits and is not far too big."""
