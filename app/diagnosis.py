@@ -20,8 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.bandwidth import decode_ceiling_tok_s
+from app.engine.events import ModelLoaded
 from app.metrics import TurnMetrics
-from app.turn_trace import TurnTrace
+from app.models.fit import verdict_for
+from app.turn_trace import TraceRecorder, TurnTrace
 
 NOT_SLOW = "not_slow"
 LONG_PROMPT = "long_prompt"
@@ -78,6 +81,9 @@ class Thresholds:
     # Decode far under the bandwidth ceiling and under half the model's own best.
     far_under_ceiling: float = 0.25
     under_baseline: float = 0.5
+    # Other programs using this many cores' worth of CPU during the turn make every
+    # rate slow; then a slow decode says nothing about the model's size.
+    busy_cores: float = 0.5
 
 
 @dataclass
@@ -129,15 +135,21 @@ def split_ms(m: TurnMetrics, trace: TurnTrace | None = None) -> dict[str, float]
     return {"load": load, "queue": queue_total - load, "prefill": prefill, "decode": decode}
 
 
-def _too_large_evidence(m: TurnMetrics, model: ModelContext, th: Thresholds) -> str | None:
+def _too_large_evidence(
+    m: TurnMetrics, model: ModelContext, th: Thresholds, busy: bool
+) -> str | None:
     """Why decode looks limited by the model's size on this hardware, or None."""
     rate = m.decode_tok_s
     if rate is None or (m.output_tokens or 0) < 2:
         return None
+    if busy:
+        if model.memory_verdict in ("tight", "won't fit"):
+            return f"its memory need is {model.memory_verdict} for this machine's RAM"
+        return None
     if rate < th.reading_tok_s:
         return f"it decoded {rate:.1f} tok/s, slower than people read"
     if model.memory_verdict in ("tight", "won't fit"):
-        return f"its memory need is {model.memory_verdict} for the free RAM"
+        return f"its memory need is {model.memory_verdict} for this machine's RAM"
     base, ceiling = model.baseline_decode_tok_s, model.ceiling_decode_tok_s
     if (
         ceiling
@@ -170,7 +182,9 @@ def diagnose(
     th = thresholds or Thresholds()
     model = model or ModelContext()
     parts = split_ms(m, trace)
-    too_large = _too_large_evidence(m, model, th)
+    others = trace.others_cores if trace is not None else None
+    busy = others is not None and others >= th.busy_cores
+    too_large = _too_large_evidence(m, model, th, busy)
     ttft = m.ttft_ms if m.ttft_ms is not None else parts["load"] + parts["queue"] + parts["prefill"]
     total = m.total_ms if m.total_ms is not None else sum(parts.values())
     slow = ttft > th.slow_ttft_ms or total > th.slow_total_ms or too_large is not None
@@ -186,7 +200,12 @@ def diagnose(
         decode_cause: parts["decode"],
     }
     cause = max(by_cause, key=lambda c: by_cause[c])
-    return _result(cause, _sentence(cause, m, parts, total, dropped, too_large), parts)
+    sentence = _sentence(cause, m, parts, total, dropped, too_large)
+    if busy:
+        sentence += (
+            f" Other programs kept {others:.1f} cores busy meanwhile, which slowed every part."
+        )
+    return _result(cause, sentence, parts)
 
 
 def _sentence(
@@ -220,3 +239,53 @@ def _sentence(
 
 def _result(cause: str, sentence: str, parts: dict[str, float]) -> Diagnosis:
     return Diagnosis(cause, LABELS[cause], sentence, ADVICE[cause], parts)
+
+
+def total_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
+    """MemTotal: the machine's RAM (after a load, MemAvailable no longer counts the model)."""
+    try:
+        with open(meminfo, encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def model_context(
+    loaded: ModelLoaded | None,
+    recorder: TraceRecorder | None = None,
+    bandwidth_bytes_s: float | None = None,
+    kv_bytes_used: int | None = None,
+) -> ModelContext:
+    """What the diagnosis needs to know of the loaded model, from what the CLI or GUI has."""
+    if loaded is None:
+        return ModelContext(recorder.best_decode_tok_s if recorder else None)
+    weights = loaded.model_size_bytes
+    ceiling = (
+        decode_ceiling_tok_s(bandwidth_bytes_s, weights, kv_bytes_used)
+        if bandwidth_bytes_s and weights
+        else None
+    )
+    ram = total_memory_bytes()
+    verdict = verdict_for(weights + loaded.kv_bytes_total, ram) if ram and weights else None
+    return ModelContext(
+        baseline_decode_tok_s=recorder.best_decode_tok_s if recorder else None,
+        ceiling_decode_tok_s=ceiling,
+        memory_verdict=verdict,
+        n_layers=loaded.n_layers,
+        n_layers_offloaded=loaded.n_layers_offloaded,
+        gpu_offload_supported=loaded.gpu_offload_supported,
+    )
+
+
+def diagnose_trace(
+    trace: TurnTrace,
+    loaded: ModelLoaded | None,
+    recorder: TraceRecorder | None = None,
+    bandwidth_bytes_s: float | None = None,
+) -> Diagnosis:
+    """diagnose() for a finished trace, with the model's context filled in."""
+    m = trace.metrics or TurnMetrics()
+    return diagnose(m, trace, model_context(loaded, recorder, bandwidth_bytes_s, m.kv_bytes_used))

@@ -12,9 +12,12 @@ All times are time.monotonic_ns() (CLOCK_MONOTONIC in every process on Linux).
 from __future__ import annotations
 
 import itertools
+import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from app.engine import cpu_activity
 from app.engine import events as ev
 from app.metrics import TurnMetrics, ns_to_ms
 
@@ -35,6 +38,10 @@ class TurnTrace:
     prompt_tokens_cached: int | None = None
     token_times_ns: list[int] = field(default_factory=list)
     metrics: TurnMetrics | None = None
+    # Cores' worth of CPU other programs used while the turn ran (None: unknown).
+    # A busy machine slows every figure, so the diagnosis does not blame the model.
+    others_cores: float | None = None
+    cpu_before: cpu_activity.CpuSnapshot | None = None
 
     @property
     def itl_ms(self) -> list[float]:
@@ -48,6 +55,7 @@ class TurnTrace:
             "load_wait_ms": self.load_wait_ms,
             "load_ms": self.load_ms,
             "dropped_messages": self.dropped_messages,
+            "others_cores": self.others_cores,
         }
 
 
@@ -60,7 +68,9 @@ class TraceRecorder:
     on turns long enough to measure.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pids: Callable[[], Iterable[int | None]] | None = None) -> None:
+        # Our processes (this one and the worker), left out of "other programs' CPU".
+        self._pids = pids or (lambda: ())
         self._traces: dict[int | None, TurnTrace] = {}
         self._loaded_at_ns: int | None = None
         self._load_ms: float | None = None
@@ -92,6 +102,7 @@ class TraceRecorder:
         trace.dropped_messages = event.dropped_messages
         trace.prompt_tokens = event.prompt_tokens
         trace.prompt_tokens_cached = event.prompt_tokens_cached
+        trace.cpu_before = self._snapshot()
         if event.t_ns:
             trace.submit_ns = event.t_ns - round(event.queue_ms * 1e6)
             loaded = self._loaded_at_ns
@@ -108,6 +119,11 @@ class TraceRecorder:
     def turn_finished(self, request_id: int | None, metrics: TurnMetrics) -> TurnTrace:
         trace = self._traces.pop(request_id, None) or TurnTrace(request_id=request_id)
         trace.metrics = metrics
+        if trace.cpu_before is not None:
+            after = self._snapshot()
+            trace.others_cores = cpu_activity.others_cores(
+                trace.cpu_before, after, cpu_activity.cpu_count()
+            )
         if trace.queue_ms is None:
             trace.queue_ms = metrics.queue_ms
         rate = metrics.decode_tok_s
@@ -115,3 +131,7 @@ class TraceRecorder:
             self.best_decode_tok_s = max(self.best_decode_tok_s or 0.0, rate)
         self.finished.append(trace)
         return trace
+
+    def _snapshot(self) -> cpu_activity.CpuSnapshot | None:
+        pids = {os.getpid(), *(p for p in self._pids() if p)}
+        return cpu_activity.snapshot(pids)

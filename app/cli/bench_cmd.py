@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from app import bandwidth
 from app.cli.common import (
     add_common_flags,
     add_sampling_flags,
@@ -17,11 +18,13 @@ from app.cli.common import (
     open_session,
     sampling_from_args,
 )
+from app.diagnosis import diagnose_trace
 from app.engine import events as ev
 from app.metrics import TurnMetrics
 from app.metrics_columns import table_header, table_row
 from app.prompts_file import read_prompts
 from app.storage.store import Store
+from app.turn_trace import TraceRecorder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,10 +53,18 @@ def run(args: argparse.Namespace) -> int:
             conversation_id = store.create_conversation("bench", args.system).id
             print(table_header())
             turns: list[TurnMetrics] = []
+            diagnoses: list[dict[str, Any]] = []  # why each turn was slow (app.diagnosis)
+            recorder = TraceRecorder(lambda: [getattr(loaded.session.engine, "worker_pid", None)])
+            bytes_per_s = bandwidth.measure().bytes_per_s
             for index, prompt in enumerate(prompts, start=1):
-                metrics = _run_turn(loaded, conversation_id, prompt, sampling)
+                metrics = _run_turn(loaded, conversation_id, prompt, sampling, recorder)
                 turns.append(metrics)
                 print(table_row(index, metrics))
+                diagnosis = diagnose_trace(
+                    recorder.finished[-1], loaded.loaded, recorder, bytes_per_s
+                )
+                print(f"turn {index} {diagnosis.line()}", file=sys.stderr)
+                diagnoses.append(diagnosis.to_dict())
         finally:
             loaded.close()
     if args.json:
@@ -65,18 +76,22 @@ def run(args: argparse.Namespace) -> int:
             },
             "settings": {"runtime": loaded.loaded.settings, "sampling": sampling.to_dict()},
             "turns": [m.to_dict() for m in turns],
+            "diagnosis": diagnoses,  # one per turn, in order
         }
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     return 1 if any(m.stop_reason == "error" for m in turns) else 0
 
 
-def _run_turn(loaded: Any, conversation_id: int, prompt: str, sampling: Any) -> TurnMetrics:
+def _run_turn(
+    loaded: Any, conversation_id: int, prompt: str, sampling: Any, recorder: TraceRecorder
+) -> TurnMetrics:
     request_id = loaded.session.send(conversation_id, prompt, sampling)
     while True:
         event = loaded.next_event()
         if event.request_id != request_id:
             continue
+        recorder.on_event(event)
         if isinstance(event, ev.EngineError | ev.EngineCrashed):
             print(f"glassbox: {event.message}", file=sys.stderr)
         elif isinstance(event, ev.TurnFinished):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from app import bandwidth
 from app.cli.common import (
     LoadedSession,
     add_common_flags,
@@ -13,11 +14,13 @@ from app.cli.common import (
     open_session,
     sampling_from_args,
 )
+from app.diagnosis import diagnose_trace
 from app.engine import events as ev
 from app.errors import GlassboxError
 from app.metrics_columns import format_metrics_line
 from app.settings import SamplingSettings
 from app.storage.store import Store
+from app.turn_trace import TraceRecorder
 
 PROMPT = "you> "
 QUIT_WORDS = ("/quit", "/exit")
@@ -51,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
             text = sys.stdin.read().strip()
             if not text:
                 raise GlassboxError("stdin was empty: nothing to send")
-            return _turn(loaded, conversation_id, text, sampling)
+            return _turn(loaded, conversation_id, text, sampling, _recorder(loaded))
         print("Type a message; Ctrl+C stops a reply, /quit ends.", file=sys.stderr)
+        recorder = _recorder(loaded)  # across turns: the model's baseline decode rate
         while True:
             try:
                 text = input(PROMPT).strip()
@@ -62,13 +66,22 @@ def run(args: argparse.Namespace) -> int:
             if text in QUIT_WORDS:
                 return 0
             if text:
-                _turn(loaded, conversation_id, text, sampling)
+                _turn(loaded, conversation_id, text, sampling, recorder)
     finally:
         loaded.close()
 
 
+def _recorder(loaded: LoadedSession) -> TraceRecorder:
+    """Turn traces; the worker's CPU time is ours, not another program's."""
+    return TraceRecorder(lambda: [getattr(loaded.session.engine, "worker_pid", None)])
+
+
 def _turn(
-    loaded: LoadedSession, conversation_id: int, text: str, sampling: SamplingSettings
+    loaded: LoadedSession,
+    conversation_id: int,
+    text: str,
+    sampling: SamplingSettings,
+    recorder: TraceRecorder,
 ) -> int:
     """Send one message, stream the reply to stdout, metrics to stderr. 0 unless it failed."""
     request_id = loaded.session.send(conversation_id, text, sampling)
@@ -85,6 +98,7 @@ def _turn(
             continue
         if event.request_id != request_id:
             continue
+        trace = recorder.on_event(event)
         if isinstance(event, ev.TurnStarted) and event.dropped_messages:
             print(
                 f"(left out the {event.dropped_messages} oldest messages to fit the "
@@ -104,4 +118,9 @@ def _turn(
             print()
             if event.metrics.output_tokens is not None or event.metrics.prompt_tokens:
                 print(format_metrics_line(event.metrics), file=sys.stderr)
+                if trace is not None and event.metrics.stop_reason != "error":
+                    measured = bandwidth.cached()  # never measured here: no pause before a reply
+                    speed = measured.bytes_per_s if measured else None
+                    diagnosis = diagnose_trace(trace, loaded.loaded, recorder, speed)
+                    print(diagnosis.line(), file=sys.stderr)
             return 1 if failed else 0

@@ -130,3 +130,18 @@ def test_the_recorder_ignores_a_load_before_the_submit():
     )
     assert finished is trace
     assert rec.best_decode_tok_s == 80.0
+
+
+def test_a_busy_machine_is_not_blamed_on_the_model():
+    trace = TurnTrace(others_cores=1.6)
+    d = dx.diagnose(turn(decode_ms=20000.0, out=40), trace)
+    assert d.cause == dx.LONG_ANSWER
+    assert "Other programs kept 1.6 cores busy" in d.sentence
+
+
+def test_the_recorder_measures_other_programs_cpu():
+    rec = TraceRecorder(lambda: [None])
+    rec.turn_started(ev.TurnStarted(request_id=4, t_ns=5_000_000_000, queue_ms=1.0))
+    sum(i * i for i in range(200_000))  # our own CPU time: not counted as another program's
+    trace = rec.turn_finished(4, TurnMetrics())
+    assert trace.others_cores is not None and trace.others_cores >= 0.0  # /proc on Linux
