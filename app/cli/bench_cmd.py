@@ -14,10 +14,9 @@ from app import bandwidth
 from app.cli.common import (
     add_common_flags,
     add_sampling_flags,
-    describe_loaded,
-    open_session,
     sampling_from_args,
 )
+from app.cli.remote_session import add_endpoint_flags, describe_loaded, open_session
 from app.diagnosis import diagnose_trace
 from app.engine import events as ev
 from app.metrics import TurnMetrics
@@ -32,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bench", help="run prompts as turns of one conversation, report metrics"
     )
     add_common_flags(parser)
+    add_endpoint_flags(parser)
     add_sampling_flags(parser, max_tokens=128, seed=0, temperature=0.7)
     parser.add_argument(
         "--prompts", required=True, metavar="FILE", help="one prompt a line (# comments)"

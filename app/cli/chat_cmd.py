@@ -10,10 +10,9 @@ from app.cli.common import (
     LoadedSession,
     add_common_flags,
     add_sampling_flags,
-    describe_loaded,
-    open_session,
     sampling_from_args,
 )
+from app.cli.remote_session import add_endpoint_flags, describe_loaded, open_session
 from app.diagnosis import diagnose_trace
 from app.engine import events as ev
 from app.errors import GlassboxError
@@ -29,6 +28,7 @@ QUIT_WORDS = ("/quit", "/exit")
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("chat", help="chat in the terminal (reads stdin when piped)")
     add_common_flags(parser)
+    add_endpoint_flags(parser)
     add_sampling_flags(parser)
     parser.add_argument("--system", default="", help="system prompt for a new conversation")
     parser.add_argument(
