@@ -362,7 +362,11 @@ class InternalsPanel(QWidget):
                 ),
                 (
                     "KV",
-                    f"{_num('kv_cells_used', m.kv_cells_used)}/"
+                    # Not known when the engine died during the turn; the KV plot then
+                    # draws no bar for it either.
+                    "not known"
+                    if m.kv_cells_used is None
+                    else f"{_num('kv_cells_used', m.kv_cells_used)}/"
                     f"{_num('kv_cells_total', m.kv_cells_total)} cells "
                     f"({fmt('kv_fill', m.kv_fill)})",
                 ),
