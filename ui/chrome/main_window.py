@@ -26,6 +26,7 @@ from app.session import ChatSession
 from app.storage.store import Store
 from ui.chat.chat_view import ChatView
 from ui.chat.conversation_list import ConversationList
+from ui.chrome.api_server_toggle import ApiServerToggle
 from ui.chrome.controller import ChatController
 from ui.chrome.crash_banner import CrashBanner
 from ui.chrome.status_bar import EngineStatusBar
@@ -150,6 +151,15 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         self._build_menus()
+        self.api_server = ApiServerToggle(  # Server menu: the OpenAI-compatible API
+            session=session,
+            bridge=bridge,
+            tasks=self.tasks,
+            conversations=self.controller.conversations,
+            settings=settings,
+            window=self,
+        )
+        self.menuBar().addMenu(self.api_server.menu)
         self.resize(1400, 860)
         self.resizeDocks([self.dock], [560], Qt.Orientation.Horizontal)
         # The message box, not the first widget in tab order (conversation search).
@@ -348,6 +358,7 @@ class MainWindow(QMainWindow):
             # Queued jobs write to the store and call the engine: let them finish first.
             # Closing the engine ends its turns, and the session stores what they
             # streamed; only then may the store close.
+            self.api_server.stop()  # queued: runs in the shutdown below, before the store closes
             self.tasks.shutdown()
             self.engine.close()
             self.store.close()
