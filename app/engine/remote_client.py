@@ -264,3 +264,12 @@ class RemoteClient:
 def _rejects_stream_options(status: int, raw: bytes, body: dict[str, Any]) -> bool:
     """An older server that refuses the usage request: it is asked again without it."""
     return status in (400, 422) and "stream_options" in body and b"stream_options" in raw
+
+
+def fetch_models(endpoint: Endpoint, timeout_s: float = CONNECT_TIMEOUT_S) -> list[str]:
+    """The server's model names (/v1/models), for a settings page; raises RemoteError."""
+    client = RemoteClient(endpoint, connect_timeout_s=timeout_s, token_timeout_s=timeout_s)
+    try:
+        return client.list_models()
+    finally:
+        client.close()

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTabWidget, QVB
 
 from app.errors import SettingsError
 from app.settings import RuntimeSettings, SamplingSettings
+from ui.dialogs.endpoint_page import EndpointPage
 from ui.dialogs.runtime_form import RuntimeForm
 from ui.dialogs.sampling_form import SamplingForm
 
@@ -35,6 +36,8 @@ class SettingsDialog(QDialog):
         self.tabs.setAccessibleName("Settings pages")
         self.tabs.addTab(self.runtime_form, "Runtime")
         self.tabs.addTab(self.sampling_form, "Sampling")
+        self.endpoint_page = EndpointPage()  # saves on its own buttons, not on OK
+        self.tabs.addTab(self.endpoint_page, "Endpoints")
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #D55E00; font-weight: bold;")
