@@ -183,6 +183,8 @@ def describe_loaded(loaded: ev.ModelLoaded) -> str:
     lines = [_describe_model(loaded), format_memory_rows(estimate_vs_loaded(loaded))]
     if loaded.repack_note:
         lines.append(loaded.repack_note)
+    if loaded.chat_template_note:
+        lines.append(loaded.chat_template_note)
     return "\n".join(lines)
 
 

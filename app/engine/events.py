@@ -53,6 +53,8 @@ class ModelLoaded(EngineEvent):
     compute_buffer_mib_reported: float | None = None  # scratch buffers, as llama.cpp logged them
     has_chat_template: bool = False
     chat_format: str = "plain"  # "template" (model's own Jinja template) or "plain" fallback
+    # Why the model's own template is not used (it failed its sandboxed check), for the user.
+    chat_template_note: str = ""
     n_params: int = 0
     model_size_bytes: int = 0
     settings: dict[str, Any] = field(default_factory=dict)

@@ -13,18 +13,22 @@ callback.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
+import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
 
 from app.engine import events as ev
+from app.engine.cache_text import CacheText
+from app.engine.chat_template import ChatTemplate, TemplateError, checked_template
 from app.engine.kv_log import parse_kv_report
 from app.engine.llama_hooks import ModelParamsHook, log_ring, on_llama_log, redirect_output
 from app.engine.log_marks import LOAD_MARK, WARM_UP_MARK
@@ -55,6 +59,28 @@ def _inject_fault(where: str, use_extra_bufts: bool) -> None:
         os.kill(os.getpid(), signal.SIGSEGV)
 
 
+@contextlib.contextmanager
+def _llama_templates_skipped(llama_cpp: Any) -> Iterator[None]:
+    """Llama() compiles every chat template in the file into chat handlers we never
+    use (a syntax error there failed the whole load). We render the template
+    ourselves, sandboxed and time-limited (app.engine.chat_template)."""
+    module = llama_cpp.llama_chat_format
+    original = module.Jinja2ChatFormatter
+
+    class Unused:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def to_chat_handler(self) -> Any:
+            return None
+
+    module.Jinja2ChatFormatter = Unused
+    try:
+        yield
+    finally:
+        module.Jinja2ChatFormatter = original
+
+
 class Loaded:
     """A model and context, plus what the decode loop needs about them."""
 
@@ -69,18 +95,19 @@ class Loaded:
         log_ring.clear()
         started = time.monotonic_ns()
         kv_type = KV_CACHE_TYPES[settings.kv_cache_type]
-        self.llm = llama_cpp.Llama(
-            model_path=path,
-            n_ctx=settings.n_ctx,
-            n_gpu_layers=settings.n_gpu_layers,
-            n_threads=settings.n_threads,
-            n_threads_batch=settings.n_threads_batch or settings.n_threads,
-            n_batch=settings.n_batch,
-            flash_attn=settings.flash_attn,
-            type_k=kv_type,
-            type_v=kv_type,
-            verbose=True,  # our log callback decides where the text goes
-        )
+        with _llama_templates_skipped(llama_cpp):
+            self.llm = llama_cpp.Llama(
+                model_path=path,
+                n_ctx=settings.n_ctx,
+                n_gpu_layers=settings.n_gpu_layers,
+                n_threads=settings.n_threads,
+                n_threads_batch=settings.n_threads_batch or settings.n_threads,
+                n_batch=settings.n_batch,
+                flash_attn=settings.flash_attn,
+                type_k=kv_type,
+                type_v=kv_type,
+                verbose=True,  # our log callback decides where the text goes
+            )
         self._warm_up()
         self.load_ms = ns_to_ms(time.monotonic_ns() - started)
         self.model = self.llm._model
@@ -88,17 +115,19 @@ class Loaded:
         self.n_ctx = self.llm.n_ctx()
         self.n_vocab = self.llm.n_vocab()
         self.native = NativeDecoder(llama_cpp, self.llm)  # the decode loop's llama.cpp calls
+        self.cache_text = CacheText()  # the KV cache's token ids and the text they stand for
         meta = self.llm.metadata
         self.template: str | None = meta.get("tokenizer.chat_template")
-        self.formatter: Any = None
+        # The template is untrusted code from the file: sandboxed and time-limited
+        # (app.engine.chat_template); one that fails its check leaves the plain format.
+        self.formatter: ChatTemplate | None = None
+        self.template_note = ""
         if self.template:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # noqa: PLC0415
-
             eos, bos = self.model.token_eos(), self.model.token_bos()
-            self.formatter = Jinja2ChatFormatter(
-                template=self.template,
-                eos_token=self.model.token_get_text(eos) if eos != -1 else "",
+            self.formatter, self.template_note = checked_template(
+                self.template,
                 bos_token=self.model.token_get_text(bos) if bos != -1 else "",
+                eos_token=self.model.token_get_text(eos) if eos != -1 else "",
             )
         self.kv_report = parse_kv_report(log_ring)
         self.kv_cells_total = self.kv_report.cells or self.n_ctx
@@ -183,6 +212,7 @@ class Loaded:
             compute_buffer_mib_reported=self.kv_report.compute_mib,
             has_chat_template=self.formatter is not None,
             chat_format="template" if self.formatter is not None else "plain",
+            chat_template_note=self.template_note,
             n_params=self.model.n_params(),
             model_size_bytes=self.model.size(),
             settings=self.settings.to_dict(),
@@ -195,13 +225,31 @@ class Loaded:
     # -- prompt -------------------------------------------------------------
 
     def tokenize_chat(self, messages: Sequence[Message]) -> tuple[list[int], tuple[str, ...]]:
+        text, add_bos, stops = self.render_chat(messages)
+        return self.tokenize_prompt(text, add_bos), stops
+
+    def tokenize_prompt(self, text: bytes, add_bos: bool) -> list[int]:
+        """Token ids for a rendered prompt; the part the KV cache already holds keeps
+        the ids it has there (app.engine.cache_text)."""
+        return self.cache_text.tokenize(text, add_bos, self._tokenize)
+
+    def _tokenize(self, text: bytes, add_bos: bool) -> list[int]:
+        return self.llm.tokenize(text, add_bos=add_bos, special=True)
+
+    def render_chat(self, messages: Sequence[Message]) -> tuple[bytes, bool, tuple[str, ...]]:
+        """The prompt text, whether a BOS token goes before it, and the format's stops."""
         stops: tuple[str, ...]
+        text = None
         if self.formatter is not None:
-            result = self.formatter(messages=list(messages))
-            text, add_bos, stops = result.prompt, not result.added_special, ()
-        else:
+            try:
+                # The template writes its own BOS when it wants one.
+                text, add_bos, stops = self.formatter.render(messages), False, ()
+            except TemplateError as exc:
+                # This conversation only (e.g. roles it refuses): the plain format answers.
+                print(f"glassbox: {exc}; this turn uses the plain prompt format", file=sys.stderr)
+        if text is None:
             text, add_bos, stops = plain_prompt(messages), True, PLAIN_STOP
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True), stops
+        return text.encode("utf-8"), add_bos, stops
 
     def cached_prefix(self, tokens: list[int]) -> int:
         """How many prompt tokens the KV cache can give this prompt.

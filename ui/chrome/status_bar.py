@@ -105,6 +105,9 @@ class EngineStatusBar(QStatusBar):
         if info.repack_note:
             # Plain words for what the engine did on its own, e.g. after a kernel crash.
             self.showMessage(info.repack_note, NOTICE_MS)
+        elif info.chat_template_note:
+            # The model's chat template failed its sandboxed check; the plain format is used.
+            self.showMessage(info.chat_template_note, NOTICE_MS)
         self.ctx_label.setText(f"n_ctx {info.n_ctx}")
         batch = info.settings.get("n_threads_batch") or info.n_threads
         self.threads_label.setText(
