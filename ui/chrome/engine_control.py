@@ -113,7 +113,12 @@ class EngineController(QObject):
         self.model_ready.emit(event)
 
     def _on_bridge_engine_crashed(self, event: ev.EngineCrashed) -> None:
-        self.banner.show_crash(event)
+        info = self.engine.model_info
+        self.banner.show_crash(
+            event,
+            log_path=getattr(self.engine, "log_path", None),  # a local engine's worker log
+            model_path=info.model_path if info else self.settings.model_path,
+        )
 
     def _on_bridge_engine_error(self, event: ev.EngineError) -> None:
         if event.request_id is None:  # a turn's error is the turns controller's
