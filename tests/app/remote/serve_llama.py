@@ -34,7 +34,9 @@ def main() -> None:
     model, port = sys.argv[1], int(sys.argv[2])
     repacking_off()
     app = create_app(
-        server_settings=ServerSettings(host="127.0.0.1", port=port),
+        # By default this server cuts a streaming reply short (a bare [DONE]) as
+        # soon as another request waits; requests must queue for the load test.
+        server_settings=ServerSettings(host="127.0.0.1", port=port, interrupt_requests=False),
         model_settings=[
             ModelSettings(
                 model=model, model_alias="smollm2", n_ctx=1024, n_threads=2, verbose=False

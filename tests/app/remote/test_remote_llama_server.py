@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import queue
 from pathlib import Path
 
+import pytest
 from remote_helpers import EVENT_TIMEOUT_S, connect, turn_events
 from servers import LlamaServer
 
+from app.cli.main import main
 from app.engine import events as ev
-from app.metrics import STOP_REASONS
+from app.metrics import FIELD_NAMES, STOP_REASONS
 from app.session import ChatSession, ReplyStored
 from app.settings import SamplingSettings
 from app.storage.store import Store
@@ -94,3 +97,29 @@ def test_server_killed_mid_reply_keeps_the_partial_reply(
         assert stored.content == finished.text
     finally:
         store.close()
+
+
+def test_load_experiment_against_the_server_at_1_and_4(
+    llama_server: LlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "load.json"
+    argv = ["load", "--endpoint", llama_server.url, "--concurrency", "1,4", "--max-tokens", "4"]
+    assert main([*argv, "--json", str(out)]) == 0
+    document = json.loads(out.read_text(encoding="utf-8"))
+    assert set(document) == {"model", "settings", "runs"}
+    assert document["model"]["model_name"] == "smollm2"
+    assert document["settings"]["load"]["concurrency"] == [1, 4]
+    runs = document["runs"]
+    assert [(r["mode"], r["concurrency"], len(r["requests"])) for r in runs] == [
+        ("remote", 1, 1),
+        ("remote", 4, 4),
+    ]
+    for run in runs:
+        assert run["aggregate_tok_s"] > 0 and not run["errors"] and not run["timed_out"]
+        for request in run["requests"]:
+            assert set(request) == set(FIELD_NAMES)
+            assert 0 < request["output_tokens"] <= 4
+            assert request["ttft_ms"] <= request["total_ms"]
+            assert request["stop_reason"] in ("length", "eos")
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["mode", "N", "agg"] and len(table) == 3

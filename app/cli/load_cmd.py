@@ -1,0 +1,145 @@
+"""`glassbox load`: N requests at once against the local model or a server, per N.
+
+Prints a row per round (aggregate tok/s; medians of queue time, TTFT and
+inter-token latency over the round's requests) and writes the whole
+experiment as JSON: {"model", "settings", "runs": [...]} (app.load_experiment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from app.cli import common
+from app.cli.remote_session import add_endpoint_flags, describe_loaded, endpoint_from_args
+from app.engine import events as ev
+from app.engine.local import LocalEngine
+from app.engine.remote import RemoteEngine
+from app.errors import GlassboxError
+from app.load_experiment import (
+    ROUND_TIMEOUT_S,
+    LoadRun,
+    LoadSettings,
+    parse_concurrency,
+    report,
+    run_experiment,
+)
+
+CONNECT_TIMEOUT_S = common.LOAD_TIMEOUT_S
+COLUMNS = (
+    ("mode", 10, "s"),
+    ("N", 3, "d"),
+    ("agg tok/s", 10, ".1f"),
+    ("queue ms", 9, ".0f"),
+    ("ttft ms", 9, ".0f"),
+    ("ttft p95", 9, ".0f"),
+    ("itl p50", 8, ".1f"),
+    ("itl p95", 8, ".1f"),
+    ("errors", 7, "d"),
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "load", help="send N requests at once (per N): latency per request vs total throughput"
+    )
+    common.add_common_flags(parser)
+    add_endpoint_flags(parser)
+    parser.add_argument(
+        "--concurrency", default="1,2,4,8", metavar="N,N,...", help="requests at once, per round"
+    )
+    parser.add_argument("--max-tokens", type=int, default=64, help="tokens per request")
+    parser.add_argument(
+        "--round-timeout",
+        type=float,
+        default=ROUND_TIMEOUT_S,
+        metavar="S",
+        help="a round still running after S seconds is cancelled and recorded as it stands",
+    )
+    parser.add_argument("--json", metavar="OUT", help="write model, settings and runs here")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = LoadSettings(
+        concurrency=parse_concurrency(args.concurrency),
+        max_tokens=args.max_tokens,
+        round_timeout_s=args.round_timeout,
+    ).validate()
+    endpoint = endpoint_from_args(args)
+    engine: LocalEngine | RemoteEngine
+    if endpoint is None:
+        engine, mode = LocalEngine(), "sequential"
+        engine.load(common.resolve_model(args), common.runtime_from_args(args))
+    else:
+        # Every request of a round goes out at once; the server decides how to serve them.
+        engine = RemoteEngine(endpoint, max_in_flight=max(settings.concurrency))
+        engine.load()
+        mode = "remote"
+    try:
+        loaded = _wait_loaded(engine)
+        print(describe_loaded(loaded), file=sys.stderr)
+        print(table_header())
+        runs = run_experiment(engine, mode, settings, on_run=lambda r: print(table_row(r)))
+    finally:
+        engine.close()
+    for run_ in runs:
+        for message in dict.fromkeys(run_.errors):  # each distinct message once
+            print(f"glassbox: N={run_.concurrency}: {message}", file=sys.stderr)
+    if args.json:
+        model = {k: v for k, v in asdict(loaded).items() if k not in ("request_id", "settings")}
+        run_settings: dict[str, Any] = {
+            "runtime": loaded.settings,
+            "sampling": settings.sampling().to_dict(),
+            "load": settings.to_dict(),
+        }
+        document = report(model, run_settings, runs)
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 1 if any(r.errors for r in runs) else 0
+
+
+def _wait_loaded(engine: LocalEngine | RemoteEngine) -> ev.ModelLoaded:
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        try:
+            event = engine.next_event(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise GlassboxError(
+                    f"the model was not ready within {CONNECT_TIMEOUT_S:.0f} s"
+                ) from None
+            continue
+        if isinstance(event, ev.ModelLoaded):
+            return event
+        if isinstance(event, ev.EngineError | ev.EngineCrashed):
+            raise GlassboxError(event.message)
+
+
+def table_header() -> str:
+    return " ".join(f"{name:>{width}}" for name, width, _ in COLUMNS)
+
+
+def table_row(run: LoadRun) -> str:
+    summary = run.summary()
+    values: list[Any] = [
+        run.mode,
+        run.concurrency,
+        run.aggregate_tok_s,
+        summary["queue_ms_median"],
+        summary["ttft_ms_median"],
+        summary["ttft_ms_p95"],
+        summary["itl_ms_p50_median"],
+        summary["itl_ms_p95_median"],
+        len(run.errors),
+    ]
+    cells = []
+    for (_, width, fmt), value in zip(COLUMNS, values):
+        cells.append(f"{'-':>{width}}" if value is None else f"{value:>{width}{fmt}}")
+    return " ".join(cells)
