@@ -18,6 +18,7 @@ from app.cli import (
     doctor_cmd,
     export_cmd,
     import_cmd,
+    load_cmd,
     models_cmd,
     serve_cmd,
     tune_cmd,
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         export_cmd.register,
         import_cmd.register,
         serve_cmd.register,
+        load_cmd.register,
     ]
     for register in registrars + _plugin_registrars():
         register(sub)
