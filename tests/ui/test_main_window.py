@@ -114,7 +114,8 @@ def test_reopening_a_conversation_redraws_its_plots(qtbot, window):
     assert (
         window.panel.turns() == window.store.turn_metrics(first) and len(window.panel.turns()) == 2
     )
-    assert len(window.chat.message_widgets()) == 4
+    # The bubbles are built newest first in time slices (ui/chat/chat_view.py).
+    qtbot.waitUntil(lambda: len(window.chat.message_widgets()) == 4, timeout=5000)
     reply_id = window.panel.turns()[0][0]
     window.panel.turn_clicked.emit(reply_id)  # as a click on a point does
     assert [w.is_selected() for w in window.chat.message_widgets()] == [False, True, False, False]

@@ -70,11 +70,6 @@ def write_long_conversation(db_path, turns: int) -> int:
 # The offscreen platform says this when the window's size limits change; here they change
 # while thousands of message widgets are laid out.
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-@pytest.mark.xfail(
-    strict=True,
-    reason="ChatView.show_messages builds one MessageWidget per message in one go (about 4 ms "
-    "each plus layout, seconds for 2,000): it needs batching or a windowed view",
-)
 def test_opening_a_1000_turn_conversation_keeps_the_event_loop_running(
     qtbot, glassbox_home, heartbeat
 ):

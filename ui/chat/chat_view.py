@@ -5,12 +5,20 @@ The view knows nothing about the engine. The controller tells it what happened
 signals. Streamed text is buffered and appended to its bubble at most once per
 frame (ui/infra/frame_clock.py); the bubble renders its Markdown only when a
 block is finished (ui/chat/markdown_view.py).
+
+A stored conversation can hold thousands of messages, and a bubble costs a few
+milliseconds to build. The view builds the newest ones first, a time slice per
+event-loop pass (ui/infra/time_slices.py), up to a window of INITIAL_WINDOW; older
+ones are built a page at a time when the user scrolls near the top (or asks for a
+message that is not built yet). Leaving a long conversation deletes its bubbles in
+slices as well.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
@@ -27,6 +35,11 @@ from PySide6.QtWidgets import (
 from app.storage.store import Message
 from ui.chat.message_widget import MessageWidget
 from ui.infra.frame_clock import FrameGate
+from ui.infra.time_slices import TimeSlicer
+
+INITIAL_WINDOW = 12  # newest messages built on opening: a screenful of bubbles and then some
+PAGE = 10  # older messages built per scroll to the top
+NEAR_TOP_PX = 200  # scrolled this close to the top: build the next page
 
 
 class InputBox(QPlainTextEdit):
@@ -74,6 +87,11 @@ class ChatView(QWidget):
         self._pending_text: dict[object, list[str]] = {}  # streamed, not yet shown
         self._editing = False
         self._generating = False
+        self._older: list[Message] = []  # stored, oldest first, not built yet
+        self._to_build = 0  # how many of _older the builder still adds now
+        self._scroll_target: int | None = None  # a message id to show once built
+        self._keep_from_bottom: int | None = None  # scroll anchor while prepending
+        self._doomed: list[QWidget] = []  # a left conversation's bubbles, deleted in slices
 
         self.system_prompt = QLineEdit()
         self.system_prompt.setPlaceholderText("System prompt for this conversation (optional)")
@@ -84,19 +102,18 @@ class ChatView(QWidget):
         self.system_prompt.editingFinished.connect(self._on_system_prompt_editing_finished)
         self._stored_system_prompt = ""
 
-        self._column = QWidget()
-        self._column_layout = QVBoxLayout(self._column)
-        self._column_layout.setContentsMargins(8, 8, 8, 8)
-        self._column_layout.setSpacing(8)
-        self._column_layout.addStretch(1)
         self.scroll_area = QScrollArea()
         self.scroll_area.setWidgetResizable(True)
         self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll_area.setWidget(self._column)
         self.scroll_area.setAccessibleName("Conversation messages")
         self.scroll_area.setToolTip("")
-        self.scroll_area.verticalScrollBar().rangeChanged.connect(self._on_scrollbar_range_changed)
+        bar = self.scroll_area.verticalScrollBar()
+        bar.rangeChanged.connect(self._on_scrollbar_range_changed)
+        bar.valueChanged.connect(self._on_scrollbar_value_changed)
         self._follow_tail = True
+        self._new_column()
+        self._builder = TimeSlicer(self._build_step, parent=self)
+        self._reaper = TimeSlicer(self._reap_step, parent=self)
 
         self.edit_banner = QLabel("Editing your last message: Enter sends it again, Esc cancels")
         self.edit_banner.setAccessibleName("Editing notice")
@@ -142,32 +159,66 @@ class ChatView(QWidget):
         button.clicked.connect(slot)
         return button
 
+    def _new_column(self) -> None:
+        """A fresh message column; the old one (if any) is the caller's to dispose of."""
+        self._column = QWidget()
+        self._column_layout = QVBoxLayout(self._column)
+        self._column_layout.setContentsMargins(8, 8, 8, 8)
+        self._column_layout.setSpacing(8)
+        self.earlier_button = QPushButton()
+        self.earlier_button.setFlat(True)
+        self.earlier_button.setAccessibleName("Show earlier messages")
+        self.earlier_button.setToolTip("Older messages are added as you scroll up")
+        self.earlier_button.clicked.connect(lambda: self._build_older(PAGE))
+        self.earlier_button.hide()
+        self._column_layout.addWidget(self.earlier_button)
+        self._column_layout.addStretch(1)
+        self.scroll_area.setWidget(self._column)
+
     # ---- whole conversation -------------------------------------------------------------
     def show_messages(self, messages: Iterable[Message], system_prompt: str = "") -> None:
-        """Replace the view with stored messages (id, role, content, partial, stop_reason)."""
+        """Replace the view with stored messages (id, role, content, partial, stop_reason).
+
+        The newest are built at once as far as a time slice allows, the rest of the first
+        window in the following event-loop passes, older ones on scrolling up.
+        """
         self.clear()
         self._stored_system_prompt = system_prompt or ""
         self.system_prompt.setText(self._stored_system_prompt)
-        for message in messages:
-            if message.role == "system":
-                continue
-            widget = self._append(message.role, message.content)
-            widget.message_id = message.id
-            if message.partial:
-                widget.set_partial(True, message.stop_reason)
-        self._refresh_actions()
+        self._older = [m for m in messages if m.role != "system"]
+        self._to_build = min(INITIAL_WINDOW, len(self._older))
         self._follow_tail = True
+        # The last exchange is always there at once: Regenerate and Edit act on it.
+        for _ in range(min(2, self._to_build)):
+            self._build_step()
+        self._builder.run_slice()
+        self._refresh_actions()
 
     def clear(self) -> None:
-        for widget in self._widgets:
-            widget.setParent(None)
-            widget.deleteLater()
-        self._widgets.clear()
+        self._builder.stop()
+        self._older.clear()
+        self._to_build = 0
+        self._scroll_target = None
+        self._keep_from_bottom = None
+        if self._widgets:
+            # Hand the whole column to the reaper: hidden at once, deleted in slices.
+            old = self.scroll_area.takeWidget()
+            old.hide()
+            self._doomed.append(old)  # popped last: its bubbles go one by one first
+            self._doomed.extend(self._widgets)
+            self._widgets.clear()
+            self._new_column()
+            self._reaper.start()
         self._pending_text.clear()
         self._cancel_edit()
 
     def message_widgets(self) -> list[MessageWidget]:
+        """The bubbles built so far (the newest messages), oldest first."""
         return list(self._widgets)
+
+    def unbuilt_messages(self) -> int:
+        """Stored messages of this conversation not built into bubbles yet (older ones)."""
+        return len(self._older)
 
     # ---- turns in flight (keyed by the controller) ---------------------------------------
     def add_request(self, key: object, user_text: str | None) -> MessageWidget:
@@ -274,9 +325,14 @@ class ChatView(QWidget):
         return found
 
     def scroll_to_message(self, message_id: int) -> bool:
+        """Select and show a message; an older one not built yet is built first (in slices)."""
         widget = self.select_message(message_id)
         if widget is None:
-            return False
+            if not any(m.id == message_id for m in self._older):
+                return False
+            self._scroll_target = message_id
+            self._build_older(len(self._older))  # stops early once the target is built
+            return True
         self._follow_tail = False
         self.scroll_area.ensureWidgetVisible(widget, 0, 40)
         return True
@@ -307,14 +363,71 @@ class ChatView(QWidget):
         self.edit_banner.hide()
 
     # ---- internals -----------------------------------------------------------------------------
-    def _append(self, role: str, text: str) -> MessageWidget:
+    def _make_widget(self, role: str, text: str) -> MessageWidget:
         widget = MessageWidget(role, text)
         widget.clicked.connect(lambda w=widget: self._on_message_clicked(w))
         widget.edit_requested.connect(self.begin_edit_last)
         widget.regenerate_requested.connect(self.regenerate_requested.emit)
+        return widget
+
+    def _append(self, role: str, text: str) -> MessageWidget:
+        widget = self._make_widget(role, text)
         self._column_layout.insertWidget(self._column_layout.count() - 1, widget)
         self._widgets.append(widget)
         return widget
+
+    def _build_older(self, count: int) -> None:
+        """Build up to `count` more of the older messages, in slices, keeping the view still."""
+        if not self._older:
+            return
+        bar = self.scroll_area.verticalScrollBar()
+        if self._keep_from_bottom is None and not self._follow_tail:
+            self._keep_from_bottom = bar.maximum() - bar.value()
+        self._to_build = max(self._to_build, min(count, len(self._older)))
+        self._builder.start()
+
+    def _build_step(self) -> bool:
+        """Build the newest unbuilt message as a bubble above the others; True while more is due."""
+        if self._to_build <= 0 or not self._older:
+            self._to_build = 0
+            self._update_earlier_button()
+            return False
+        message = self._older.pop()
+        self._to_build -= 1
+        widget = self._make_widget(message.role, message.content)
+        widget.message_id = message.id
+        if message.partial:
+            widget.set_partial(True, message.stop_reason)
+        self._column_layout.insertWidget(1, widget)  # below the "earlier" button
+        self._widgets.insert(0, widget)
+        if self._scroll_target is not None and message.id == self._scroll_target:
+            self._scroll_target = None
+            self._to_build = 0
+            self._keep_from_bottom = None
+            self._update_earlier_button()
+            self._refresh_actions()
+            self.scroll_to_message(message.id)
+            return False
+        if self._to_build == 0 or not self._older:
+            self._update_earlier_button()
+            self._refresh_actions()
+        return self._to_build > 0
+
+    def _update_earlier_button(self) -> None:
+        left = len(self._older)
+        self.earlier_button.setVisible(left > 0)
+        if left:
+            plural = "s" if left != 1 else ""
+            self.earlier_button.setText(f"↑ {left} earlier message{plural}")
+
+    def _reap_step(self) -> bool:
+        """Delete one bubble of a conversation the user left; True while more are due."""
+        if not self._doomed:
+            return False
+        widget = self._doomed.pop()
+        if shiboken6.isValid(widget):
+            shiboken6.delete(widget)  # now, not deleteLater: that would free them all at once
+        return bool(self._doomed)
 
     def _remove(self, widget: MessageWidget) -> None:
         self._widgets.remove(widget)
@@ -359,8 +472,21 @@ class ChatView(QWidget):
                 widget.append_text("".join(pieces))
 
     def _on_scrollbar_range_changed(self, _low: int, high: int) -> None:
+        bar = self.scroll_area.verticalScrollBar()
         if self._follow_tail:
-            self.scroll_area.verticalScrollBar().setValue(high)
+            bar.setValue(high)
+        elif self._keep_from_bottom is not None:
+            # Older bubbles went in above: keep what the user was reading in place.
+            bar.setValue(high - self._keep_from_bottom)
+            if not self._builder.running():
+                self._keep_from_bottom = None
+
+    def _on_scrollbar_value_changed(self, value: int) -> None:
+        bar = self.scroll_area.verticalScrollBar()
+        # Scrolled up: stop following the newest text; back at the bottom: follow again.
+        self._follow_tail = value >= bar.maximum() - 4
+        if value <= NEAR_TOP_PX and self._older and not self._follow_tail:
+            self._build_older(PAGE)
 
     def _on_system_prompt_editing_finished(self) -> None:
         text = self.system_prompt.text()
