@@ -75,6 +75,44 @@ def resolve_model(args: argparse.Namespace, remembered: str | None) -> str:
     return str(resolve_model_path(getattr(args, "model", None), remembered))
 
 
+def model_after_last_exit(args: argparse.Namespace, model: str) -> tuple[str | None, str | None]:
+    """(model to load now, model to offer instead) given how the last run ended.
+
+    After an unclean exit (app.run_marker) the remembered model is offered, not loaded,
+    so a model that brings the app down does not do it again at every start; --model
+    always loads. Marks this run as running; mark_clean_exit() when it ends.
+    """
+    from app.run_marker import mark_running, previous_unclean_exit, startup_model
+
+    load_now, offer = startup_model(
+        model, bool(getattr(args, "model", None)), previous_unclean_exit()
+    )
+    mark_running(model)
+    return load_now, offer
+
+
+def offer_model(window: MainWindow, model: str) -> None:
+    """Ask, without blocking the event loop, whether to load the model after an unclean exit."""
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(window)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Glassbox did not close properly")
+    box.setText(
+        f"Glassbox did not close properly last time, with {Path(model).name} loaded. Load it again?"
+    )
+    box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+    yes = QMessageBox.StandardButton.Yes
+    box.buttonClicked.connect(
+        lambda button: (
+            window.controller.load_model(model) if box.standardButton(button) == yes else None
+        )
+    )
+    box.open()
+
+
 def create_application(theme_name: str) -> QApplication:
     from PySide6.QtWidgets import QApplication
 

@@ -29,6 +29,7 @@ from typing import Any
 from app.engine import events as ev
 from app.engine.cache_text import CacheText
 from app.engine.chat_template import ChatTemplate, TemplateError, checked_template
+from app.engine.fault_injection import FAULT_ENV, load_limits, maybe_crash, turn_connection
 from app.engine.kv_log import parse_kv_report
 from app.engine.llama_hooks import ModelParamsHook, log_ring, on_llama_log, redirect_output
 from app.engine.log_marks import LOAD_MARK, WARM_UP_MARK
@@ -42,8 +43,8 @@ from app.settings import KV_CACHE_TYPES, RuntimeSettings
 # Fault injection for the tests of the repack fallback, read only here: with
 # extra buffers allowed, the worker dies with SIGSEGV where llama.cpp's AMX
 # kernels were seen to ("warmup": the load's warm-up; "first-turn": the first
-# prefill after a load), so the fallback can be tested on any CPU.
-FAULT_ENV = "GLASSBOX_TEST_FAULT"
+# prefill after a load), so the fallback can be tested on any CPU. The same
+# variable injects crashes and a memory limit (app.engine.fault_injection).
 
 # The warm-up batch: at least 32 tokens, so prefill's matrix kernels run (a
 # single token takes the matrix-vector path and misses the crash).
@@ -287,7 +288,9 @@ def _load(
     hook.reset(use_extra_bufts)
     _log_mark(f"{LOAD_MARK} {payload['path']} (extra buffers {'on' if use_extra_bufts else 'off'})")
     try:
-        loaded = Loaded(payload["path"], settings, use_extra_bufts)
+        with load_limits():
+            maybe_crash("load")
+            loaded = Loaded(payload["path"], settings, use_extra_bufts)
     except ValueError as exc:
         message = (
             "model loading cancelled"
@@ -337,7 +340,7 @@ def worker_main(conn: Connection, cancel: EventType, log_path: str) -> None:
                 model.turns += 1
                 if model.turns == 1:
                     _inject_fault("first-turn", model.use_extra_bufts)
-                run_turn(model, conn, cancel, payload)
+                run_turn(model, turn_connection(conn), cancel, payload)
             elif command == "tune":
                 run_tune(model, conn, cancel, payload)
         except (BrokenPipeError, EOFError):
