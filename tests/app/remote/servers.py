@@ -26,6 +26,7 @@ SERVE_SCRIPT = Path(__file__).with_name("serve_llama.py")
 SERVER_START_TIMEOUT_S = 120.0
 STUB_MODELS = (
     "vllm", "llamacpp", "malformed", "ratelimit", "overloaded", "gone", "midclose", "pings",
+    "stall", "forbidden", "old",
 )  # fmt: skip
 WORDS = ["Hello", " there", ",", " friend"]
 
@@ -147,6 +148,11 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif model == "overloaded":
             self._send_json(503, {"error": {"message": "Engine overloaded, try later"}})
+        elif model == "forbidden":
+            self._send_json(403, {"error": {"message": "This key may not use this model"}})
+        elif model == "old" and "stream_options" in body:
+            # An older server's validation error for a field it does not know.
+            self._send_json(422, {"detail": [{"loc": ["body", "stream_options"], "msg": "extra"}]})
         elif model == "gone":
             self._send_json(404, {"error": {"message": "The model `gone` does not exist."}})
         else:
@@ -159,6 +165,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         out = self.wfile
+        if model == "stall":
+            out.write(_chunk(WORDS[0]))
+            out.flush()
+            self.server.closing.wait(1.0)  # silence, not even a ping
+            return
         if model == "pings":
             out.write(_chunk(WORDS[0]))
             out.flush()

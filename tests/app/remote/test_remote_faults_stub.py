@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from remote_helpers import connect, connect_error, turn_events
 from servers import WORDS, StubHttpServer, free_port
@@ -9,6 +10,7 @@ from servers import WORDS, StubHttpServer, free_port
 from app.endpoints import Endpoint
 from app.engine import events as ev
 from app.engine.remote import RemoteEngine
+from app.engine.remote_faults import transport_fault
 from app.errors import SettingsError
 from app.settings import SamplingSettings
 
@@ -178,3 +180,28 @@ def test_sampling_goes_into_the_request(stub: StubHttpServer) -> None:
         9,
         ["END"],
     )
+
+
+def test_silence_between_tokens_is_a_timeout_with_the_reply_kept(stub: StubHttpServer) -> None:
+    events, finished = one_turn(stub.url, "stall", token_timeout_s=0.3)
+    (message,) = errors_of(events)
+    assert message.startswith("the server sent nothing for 0.3 s after 1 tokens")
+    assert finished.text == WORDS[0] and finished.metrics.stop_reason == "error"
+
+
+def test_403_says_access_was_refused(stub: StubHttpServer) -> None:
+    events, _ = one_turn(stub.url, "forbidden")
+    assert "refused access (403): This key may not use this model" in errors_of(events)[0]
+
+
+def test_a_server_that_refuses_stream_options_is_asked_again_without(stub: StubHttpServer) -> None:
+    events, finished = one_turn(stub.url, "old")
+    assert not errors_of(events) and finished.text == "".join(WORDS)
+    assert "stream_options" in stub.bodies[-2] and "stream_options" not in stub.bodies[-1]
+
+
+def test_connect_timeout_message() -> None:
+    fault = transport_fault(
+        httpx.ConnectTimeout("timed out"), "http://10.1.2.3:8000/v1/models", tokens=0, timeout_s=5
+    )
+    assert str(fault) == "connecting to 10.1.2.3:8000 timed out: is the server up and reachable?"
