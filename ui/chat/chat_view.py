@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.metrics import TurnMetrics
 from app.storage.store import Message
 from ui.chat.message_widget import MessageWidget
 from ui.infra.frame_clock import FrameGate
@@ -238,6 +239,7 @@ class ChatView(QWidget):
             if widget.message_id == message_id and widget.role == "assistant":
                 widget.request_key = key
                 widget.set_partial(False)
+                widget.set_stats(None)
                 widget.set_text(text)
                 widget.set_status(status)
                 return
@@ -277,7 +279,14 @@ class ChatView(QWidget):
         """How many times streamed text was put on screen (tests: one per frame at most)."""
         return self._frame.runs
 
-    def finish_turn(self, key: object, text: str | None, partial: bool, reason: str | None) -> None:
+    def finish_turn(
+        self,
+        key: object,
+        text: str | None,
+        partial: bool,
+        reason: str | None,
+        metrics: TurnMetrics | None = None,
+    ) -> None:
         widget = self.reply_widget(key)
         if widget is None:
             return
@@ -287,6 +296,7 @@ class ChatView(QWidget):
             widget.set_partial(True, reason)
         else:
             widget.set_status("")
+        widget.set_stats(metrics)
         self._refresh_actions()
 
     def set_message_ids(
@@ -398,6 +408,8 @@ class ChatView(QWidget):
         widget.message_id = message.id
         if message.partial:
             widget.set_partial(True, message.stop_reason)
+        if message.role == "assistant":
+            widget.set_stats(getattr(message, "metrics", None))
         self._column_layout.insertWidget(1, widget)  # below the "earlier" button
         self._widgets.insert(0, widget)
         if self._scroll_target is not None and message.id == self._scroll_target:

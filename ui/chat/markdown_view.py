@@ -31,6 +31,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
 
+from ui.chat.code_copy import CodeCopyButtons
 from ui.chat.markdown_blocks import BlockSplitter
 from ui.infra import theme
 
@@ -135,6 +136,7 @@ class MessageBody(QTextBrowser):
         self._tail_start = 0  # offset in the text where the plain tail begins
         self.render_count = 0  # Markdown renders (setMarkdown calls), for tests
         self._highlighter = CodeHighlighter(self.document(), theme.is_dark())
+        self.code_copy = CodeCopyButtons(self)
         self.document().documentLayout().documentSizeChanged.connect(self._on_layout_size_changed)
 
     def markdown(self) -> str:
@@ -149,6 +151,7 @@ class MessageBody(QTextBrowser):
         self._render(text)
         self._complete = True
         self._fit_height()
+        self.code_copy.place()
 
     def append_markdown(self, piece: str) -> None:
         """Add streamed text: appended to the tail, rendered when it finishes a block."""
@@ -172,6 +175,7 @@ class MessageBody(QTextBrowser):
         self.render_count += 1
         self.document().setMarkdown(text, QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
         self._style_code_blocks()
+        self.code_copy.place()
 
     def _open_tail(self, fence_language: str | None) -> None:
         """A block at the end for the plain tail: prose, or code while a fence is open."""
@@ -224,10 +228,13 @@ class MessageBody(QTextBrowser):
 
     def _on_layout_size_changed(self, _size: object) -> None:
         self._fit_height()
+        if self._complete:  # while streaming the buttons move only at renders
+            self.code_copy.place()
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self._fit_height()
+        self.code_copy.place()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(300, self.height())

@@ -15,7 +15,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.metrics import TurnMetrics
 from ui.chat.markdown_view import MessageBody
+from ui.chat.reply_stats import STATS_TIP, stats_line
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 
@@ -41,6 +43,7 @@ class MessageWidget(QFrame):
         self.message_id: int | None = None
         self.request_key: object | None = None
         self.partial = False
+        self.cut_at_limit = False  # stopped by max_tokens: Continue can extend it
         self._selected = False
         self.setObjectName(f"message_{role}")
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -79,8 +82,15 @@ class MessageWidget(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(2)
+        self._stats_label = QLabel("")
+        self._stats_label.setObjectName("message_stats")
+        self._stats_label.setAccessibleName("Reply figures")
+        self._stats_label.setToolTip(STATS_TIP)
+        self._stats_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._stats_label.hide()
         layout.addLayout(header)
         layout.addWidget(self.body)
+        layout.addWidget(self._stats_label)
         self.set_text(text)
         self._restyle()
 
@@ -107,6 +117,19 @@ class MessageWidget(QFrame):
 
     def set_status(self, text: str) -> None:
         self._status_label.setText(text)
+
+    def stats(self) -> str:
+        return self._stats_label.text()
+
+    def set_stats(self, metrics: TurnMetrics | None) -> None:
+        """The reply's figures in one quiet line under it (hidden without figures)."""
+        line = stats_line(metrics) if metrics is not None else ""
+        self._stats_label.setText(line)
+        self._stats_label.setVisible(bool(line))
+        self.cut_at_limit = metrics is not None and metrics.stop_reason == "length"
+        if self.cut_at_limit and not self.partial:
+            self.set_status("✂ cut at the token limit")
+        self._restyle()
 
     def set_partial(self, partial: bool, reason: str | None = None) -> None:
         self.partial = partial
@@ -143,6 +166,8 @@ class MessageWidget(QFrame):
             f"MessageWidget {{ background: {base.name()}; border: {width}px solid {border};"
             " border-radius: 6px; }"
         )
+        quiet = pal.color(QPalette.ColorRole.PlaceholderText).name()
+        sheet += f" QLabel#message_stats {{ color: {quiet}; font-size: 11px; }}"
         if sheet != self.styleSheet():  # setStyleSheet sends PaletteChange: avoid a loop
             self.setStyleSheet(sheet)
 

@@ -236,7 +236,9 @@ class TurnsController(QObject):
         label = "engine crashed" if crashed else reason
         if partial and not (event.text or turn.tokens):
             label = f"{label} before it started"
-        self.chat.finish_turn(turn.request_id, event.text or None, partial, label)
+        self.chat.finish_turn(
+            turn.request_id, event.text or None, partial, label, metrics=event.metrics
+        )
         if self._visible(turn) and turn.started:
             self.panel.end_live(event.metrics if not partial else None, state=label or "finished")
         if not (event.text or turn.started):
