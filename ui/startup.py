@@ -148,4 +148,17 @@ def build_window(settings: GuiSettings, engine: Engine | None = None) -> MainWin
         engine=engine, store=store, session=session, bridge=bridge, settings=settings
     )
     bridge.setParent(window)
+    if store.recovery_notice:
+        _tell_database_recovered(window, store.recovery_notice)
     return window
+
+
+def _tell_database_recovered(window: MainWindow, notice: str) -> None:
+    """The store moved a damaged database aside at open: say so, without blocking."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(window)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Conversation database replaced")
+    box.setText(notice[:1].upper() + notice[1:] + ".")
+    box.open()

@@ -521,6 +521,11 @@ def _describe_failure(path: Path, exc: sqlite3.Error) -> str:
             f"could not write to the database {path}: the disk is full (earlier "
             "messages are kept; free some space and try again)"
         )
+    if code is not None and code & 0xFF == 10:  # SQLITE_IOERR: a file size limit, a bad disk
+        return (
+            f"could not write to the database {path}: {text} (is the disk full or failing? "
+            "earlier messages are kept)"
+        )
     return f"database error in {path}: {text}"
 
 
