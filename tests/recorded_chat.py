@@ -37,10 +37,13 @@ def record_conversation(
         conversation_id = store.create_conversation("colours", system_prompt).id
         for prompt in prompts:
             request_id = session.send(conversation_id, prompt, sampling)
-            while not (
-                isinstance(e := events.get(timeout=120), ReplyStored) and e.request_id == request_id
-            ):
-                pass
+            while True:
+                event = events.get(timeout=120)
+                if event.request_id != request_id:
+                    continue
+                assert not isinstance(event, ev.EngineError | ev.EngineCrashed), event
+                if isinstance(event, ReplyStored):
+                    break
         return conversation_id
     finally:
         engine.close()

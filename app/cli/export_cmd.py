@@ -9,7 +9,12 @@ from pathlib import Path
 
 from app.atomic_file import write_text_atomic
 from app.export.csv_format import write_csv
-from app.export.document import ConversationDocument, document_from_store, resolve_conversation
+from app.export.document import (
+    ConversationDocument,
+    ExportError,
+    document_from_store,
+    resolve_conversation,
+)
 from app.export.html_report import write_html
 from app.export.json_format import write_json
 from app.export.renderers import renderer_for
@@ -64,4 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
 def export(document: ConversationDocument, fmt: str, path: Path) -> None:
     writer = _WRITERS.get(fmt) or renderer_for(fmt)
-    writer(document, path)
+    try:
+        writer(document, path)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write {path}: {exc.strerror or exc.__class__.__name__}"
+        ) from None

@@ -29,6 +29,7 @@ from ui.chat.conversation_list import ConversationList
 from ui.chrome.api_server_toggle import ApiServerToggle
 from ui.chrome.controller import ChatController
 from ui.chrome.crash_banner import CrashBanner
+from ui.chrome.file_menu import FileMenuActions
 from ui.chrome.status_bar import EngineStatusBar
 from ui.chrome.thread_tuner import ThreadTuner
 from ui.dialogs.models import ModelsDialog
@@ -151,6 +152,7 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         self._build_menus()
+        self.file_actions = FileMenuActions(self)  # File: export, import
         self.api_server = ApiServerToggle(  # Server menu: the OpenAI-compatible API
             session=session,
             bridge=bridge,
