@@ -138,9 +138,13 @@ class RemoteEngine:
 
     def load(self, model_path: str | Path = "", settings: RuntimeSettings | None = None) -> int:
         """Connect: list the server's models and pick one (model_path is the model's
-        name on the server; "" takes the endpoint's, else the first listed).
+        name on the server; "" or the server's URL takes the endpoint's model, else
+        the first listed).
         ModelLoaded, or an EngineError with this load id, follows."""
-        model = str(model_path) if str(model_path) else self.endpoint.model
+        model = str(model_path)
+        if model.rstrip("/") in ("", self.endpoint.root, self.endpoint.api_base):
+            # The window reloads "the model at this path": for a server, its URL.
+            model = self.endpoint.model
         with self._lock:
             self._check_open()
             self._loads_in_flight += 1

@@ -107,7 +107,9 @@ class EngineController(QObject):
             on_error=lambda _e: None,  # the figure is optional; the model is loaded
         )
         self.panel.set_model_info(event)
-        if self._loading_path is not None and self.settings.model_path != event.model_path:
+        # A server's model_path is its URL, not a file to reopen at the next start.
+        remembered = event.backend != "remote" and self.settings.model_path != event.model_path
+        if self._loading_path is not None and remembered:
             self.settings.model_path = event.model_path
             self.tasks.run(self.settings.save)
         self.model_ready.emit(event)

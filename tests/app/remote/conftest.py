@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import LlamaServer, StubHttpServer
+from remote_servers import LlamaServer, StubHttpServer
 
 
 @pytest.fixture(scope="module")

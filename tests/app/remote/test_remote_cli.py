@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from servers import StubHttpServer
+from remote_servers import StubHttpServer
 
 from app.cli.main import main
 from app.metrics import FIELD_NAMES

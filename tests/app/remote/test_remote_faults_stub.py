@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from remote_helpers import connect, connect_error, turn_events
-from servers import WORDS, StubHttpServer, free_port
+from remote_servers import WORDS, StubHttpServer, free_port
 
 from app.endpoints import Endpoint
 from app.engine import events as ev

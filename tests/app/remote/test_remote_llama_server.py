@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from remote_helpers import EVENT_TIMEOUT_S, connect, turn_events
-from servers import LlamaServer
+from remote_servers import LlamaServer
 
 from app.cli.main import main
 from app.engine import events as ev

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-SERVE_SCRIPT = Path(__file__).with_name("serve_llama.py")
+SERVE_SCRIPT = Path(__file__).parent / "app" / "remote" / "serve_llama.py"
 SERVER_START_TIMEOUT_S = 120.0
 STUB_MODELS = (
     "vllm", "llamacpp", "malformed", "ratelimit", "overloaded", "gone", "midclose", "pings",
