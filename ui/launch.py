@@ -18,11 +18,11 @@ NO_DISPLAY_MESSAGE = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from app.cli.common import add_common_flags
-    from ui.infra.plot_export import register_export_formats
+    from app.cli.remote_session import add_endpoint_flags
 
-    register_export_formats()  # `glassbox export --format png` draws with pyqtgraph
     gui = subparsers.add_parser("gui", help="open the desktop window (the default command)")
     add_common_flags(gui)
+    add_endpoint_flags(gui)
     gui.set_defaults(run=run_gui)
 
     demo = subparsers.add_parser(
@@ -66,6 +66,7 @@ def run_gui(args: argparse.Namespace) -> int:
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
         return 2
     from app.cli.common import runtime_from_args
+    from app.cli.remote_session import endpoint_from_args
     from app.gui_settings import GuiSettings
     from ui.infra.error_dialog import install_excepthook
     from ui.startup import (
@@ -77,11 +78,18 @@ def run_gui(args: argparse.Namespace) -> int:
     )
 
     settings = GuiSettings.load()
-    settings.runtime = runtime_from_args(args, settings.runtime)
-    model = resolve_model(args, settings.model_path)
+    endpoint = endpoint_from_args(args)  # --endpoint: a server's model instead of a file
+    engine = None
+    if endpoint is None:
+        settings.runtime = runtime_from_args(args, settings.runtime)
+        model = resolve_model(args, settings.model_path)
+    else:
+        from app.engine.remote import RemoteEngine
+
+        engine, model = RemoteEngine(endpoint), endpoint.root
 
     app = create_application(settings.theme)
-    window = build_window(settings)
+    window = build_window(settings, engine)
     install_excepthook(lambda: window)
     window.show()
     if startup_times_requested():
