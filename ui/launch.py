@@ -19,7 +19,9 @@ NO_DISPLAY_MESSAGE = (
 def register(subparsers: argparse._SubParsersAction) -> None:
     from app.cli.common import add_common_flags
     from app.cli.remote_session import add_endpoint_flags
+    from ui.infra.plot_export import register_export_formats
 
+    register_export_formats()  # `glassbox export --format png` draws with pyqtgraph
     gui = subparsers.add_parser("gui", help="open the desktop window (the default command)")
     add_common_flags(gui)
     add_endpoint_flags(gui)
