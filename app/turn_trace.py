@@ -69,8 +69,9 @@ class TraceRecorder:
     """
 
     def __init__(self, pids: Callable[[], Iterable[int | None]] | None = None) -> None:
-        # Our processes (this one and the worker), left out of "other programs' CPU".
-        self._pids = pids or (lambda: ())
+        # Our processes (this one and the worker), left out of "other programs' CPU";
+        # without them (the worker's pid unknown) other programs' CPU is not measured.
+        self._pids = pids
         self._traces: dict[int | None, TurnTrace] = {}
         self._loaded_at_ns: int | None = None
         self._load_ms: float | None = None
@@ -133,5 +134,7 @@ class TraceRecorder:
         return trace
 
     def _snapshot(self) -> cpu_activity.CpuSnapshot | None:
+        if self._pids is None:
+            return None
         pids = {os.getpid(), *(p for p in self._pids() if p)}
         return cpu_activity.snapshot(pids)

@@ -1,0 +1,129 @@
+"""The inside-a-turn views fed with a turn built by hand (no engine), and their screenshots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app import bandwidth
+from app.engine import events as ev
+from app.metrics import TurnMetrics
+
+SHOTS = Path(os.environ.get("GLASSBOX_SHOTS", "/tmp/shots"))
+T0 = 50_000_000_000
+
+
+def finished_metrics(n_tokens: int = 40) -> TurnMetrics:
+    return TurnMetrics(
+        queue_ms=300.0,
+        ttft_ms=1500.0,
+        prefill_ms=1100.0,
+        prompt_tokens=400,
+        prompt_tokens_cached=100,
+        prompt_tokens_evaluated=300,
+        prefill_tok_s=272.0,
+        output_tokens=n_tokens,
+        decode_ms=390.0,
+        decode_tok_s=(n_tokens - 1) / 0.39,
+        kv_cells_used=440,
+        kv_cells_total=2048,
+        kv_fill=440 / 2048,
+        kv_bytes_used=440 * 23040,
+        kv_bytes_total=2048 * 23040,
+        stop_reason="eos",
+        total_ms=1900.0,
+    )
+
+
+def play_turn(tabs, dropped: int = 2) -> None:
+    """TurnStarted, tokens 10 ms apart with one 60 ms stall, TurnFinished."""
+    started = ev.TurnStarted(
+        request_id=7,
+        t_ns=T0,
+        queue_ms=300.0,
+        prompt_tokens=400,
+        prompt_tokens_cached=100,
+        dropped_messages=dropped,
+    )
+    tabs.begin_live(started)
+    first = T0 + 1_200_000_000  # first token 1.5 s after the submit (queue 0.3 s)
+    times = [first + i * 10_000_000 + (50_000_000 if i >= 20 else 0) for i in range(40)]
+    tabs.add_tokens(times[:20])
+    tabs.add_tokens(times[20:])
+    tabs.end_live(finished_metrics())
+
+
+@pytest.fixture
+def tabs(qtbot, bundled_model):
+    from ui.internals.inside_tabs import InsideTabs
+
+    widget = InsideTabs()
+    qtbot.addWidget(widget)
+    widget.resize(560, 360)
+    widget.show()
+    loaded = ev.ModelLoaded(
+        model_path=str(bundled_model),
+        model_name="SmolLM2",
+        load_ms=120.0,
+        n_ctx=2048,
+        kv_cells_total=2048,
+        kv_bytes_total=2048 * 23040,
+        kv_buffer_mib_reported=45.0,
+        model_size_bytes=96_600_000,
+        settings={"kv_cache_type": "f16"},
+    )
+    widget.set_model_info(loaded)
+    qtbot.waitUntil(lambda: "total =" in widget.kv_view.math.text(), timeout=10_000)
+    yield widget
+    widget.tasks.wait(30)
+
+
+def shoot(widget, name: str) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.processEvents()  # the posted layout requests: labels take their new height
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert widget.grab().save(str(SHOTS / f"inside-{name}.png"))
+
+
+def test_views_fill_from_one_finished_turn(tabs, qtbot):
+    play_turn(tabs)
+    d = tabs.last_diagnosis
+    assert d is not None and d.cause == "full_context"  # prefill dominated, messages dropped
+    assert "full context" in tabs.diagnosis_view.verdict.text()
+    timeline = tabs.timeline_view.timeline
+    assert timeline is not None and len(timeline.token_ms) == 40
+    assert [s.kind for s in timeline.segments] == ["queue", "template", "prefill", "decode"]
+    assert timeline.first_token_ms == pytest.approx(1500.0)
+    assert tabs.session_latency.itl().count == 39
+    assert "inter-token" in tabs.latency_view.table.text()
+    assert "440 / 2048" in tabs.kv_view.cells.format()
+    assert "45.00 MiB" in tabs.kv_view.math.text()  # llama.cpp's figure beside ours
+    assert "2 oldest messages" in tabs.kv_view.fill.text()
+    for name, index in (("diagnosis", 0), ("timeline", 1), ("latency", 2), ("kv", 3)):
+        tabs.setCurrentIndex(index)
+        shoot(tabs, name)
+
+
+def test_bandwidth_tab_measures_when_first_shown_and_shows_the_ceiling(tabs, qtbot):
+    play_turn(tabs, dropped=0)
+    tabs.setCurrentWidget(tabs.bandwidth_view)
+    qtbot.waitUntil(lambda: tabs.bandwidth_bytes_s is not None, timeout=30_000)
+    text = tabs.bandwidth_view.text.text()
+    assert "compute-bound" in text and "bandwidth-bound" in text and "GB/s" in text
+    assert "of the ceiling" in tabs.bandwidth_view.gauge.format()
+    assert bandwidth.cached() is not None
+    shoot(tabs, "bandwidth")
+
+
+def test_every_new_view_has_a_tooltip(tabs):
+    from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
+
+    views = [tabs.timeline_view, tabs.latency_view.plot]
+    views += tabs.findChildren(QLabel) + tabs.findChildren(QProgressBar)
+    views += tabs.findChildren(QPushButton)
+    missing = [w.accessibleName() or type(w).__name__ for w in views if not w.toolTip()]
+    assert not missing
+    assert all(tabs.tabToolTip(i) for i in range(tabs.count()))
