@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app import bandwidth
+from app.cli.bench_compare import add_compare_flag, run_compare
 from app.cli.common import (
     add_common_flags,
     add_sampling_flags,
@@ -38,10 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", metavar="OUT", help="write model, settings and turns here")
     parser.add_argument("--system", default="", help="system prompt")
+    add_compare_flag(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compare:
+        return run_compare(args)  # an A/B run (app.experiments)
     prompts = read_prompts(args.prompts)
     sampling = sampling_from_args(args)
     # Bench turns are measurements, not conversations: keep them out of the history.
