@@ -243,7 +243,9 @@ def test_offload_control_disabled_without_gpu_support_and_says_how(qtbot):
     qtbot.addWidget(cpu)
     form = cpu.runtime_form
     assert not form.gpu_layers.isEnabled() and not form.gpu_all.isEnabled()
-    assert not form.gpu_hint.isHidden() and "CMAKE_ARGS" in form.gpu_hint.text()
+    # End users get a link to the README's GPU section, not a pip/CMake command.
+    assert not form.gpu_hint.isHidden() and "How to enable GPU offload" in form.gpu_hint.text()
+    assert "CMAKE_ARGS" not in form.gpu_hint.text() and "pip" not in form.gpu_hint.text()
     gpu = SettingsDialog(
         RuntimeSettings(n_gpu_layers=-1),
         SamplingSettings(),

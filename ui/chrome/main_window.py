@@ -30,6 +30,7 @@ from ui.chrome.api_server_toggle import ApiServerToggle
 from ui.chrome.controller import ChatController
 from ui.chrome.crash_banner import CrashBanner
 from ui.chrome.file_menu import FileMenuActions
+from ui.chrome.model_picker import ModelPicker
 from ui.chrome.status_bar import EngineStatusBar
 from ui.chrome.thread_tuner import ThreadTuner
 from ui.dialogs.models import ModelsDialog
@@ -109,6 +110,8 @@ class MainWindow(QMainWindow):
         chat_column.setMinimumWidth(CHAT_MIN_WIDTH)
         column_layout = QVBoxLayout(chat_column)
         column_layout.setContentsMargins(0, 0, 0, 0)
+        self.model_picker = ModelPicker(self.tasks)
+        column_layout.addWidget(self.model_picker)
         column_layout.addWidget(self.banner)
         column_layout.addWidget(self.chat, 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -151,6 +154,8 @@ class MainWindow(QMainWindow):
             tasks=self.tasks,
             parent=self,
         )
+        self.model_picker.model_requested.connect(self.controller.load_model)
+        self.controller.model_ready.connect(self._on_controller_model_ready)
         self._build_menus()
         self.file_actions = FileMenuActions(self)  # File: export, import
         self.api_server = ApiServerToggle(  # Server menu: the OpenAI-compatible API
@@ -246,6 +251,12 @@ class MainWindow(QMainWindow):
                         "Ctrl+E",
                         "Edit your last message and send it again",
                     ),
+                    MenuEntry(
+                        "&Load experiment…",
+                        self.open_load_dialog,
+                        None,
+                        "Send N requests at once: each user's wait against total throughput",
+                    ),
                 ],
             ),
         ]
@@ -297,6 +308,7 @@ class MainWindow(QMainWindow):
     def start(self, model_path: str | None) -> None:
         """Load the model and open the last conversation; both run in the background."""
         self.controller.start()
+        self.model_picker.refresh(self.settings.runtime.n_ctx)
         if model_path:
             self.controller.load_model(model_path)
 
@@ -333,6 +345,11 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def open_load_dialog(self) -> None:
+        from ui.dialogs.load_dialog import open_load_dialog  # loaded when first asked for
+
+        open_load_dialog(self)
+
     def open_models_dialog(self) -> ModelsDialog:
         """The model library, made once and shown again: its searches and scans keep running
         on its own thread pool, which deleting it on close would have to wait for."""
@@ -343,10 +360,22 @@ class MainWindow(QMainWindow):
                 on_model_chosen=lambda path: self.controller.load_model(str(path)),
                 n_ctx=self.settings.runtime.n_ctx,
             )
+            # A folder added or a model downloaded there shows in the dropdown too.
+            self._models_dialog.library_changed.connect(
+                lambda: self.model_picker.refresh(self.settings.runtime.n_ctx)
+            )
         else:
             self._models_dialog.set_fit_ctx(self.settings.runtime.n_ctx)
+        info = self.engine.model_info
+        self._models_dialog.set_loaded(info.model_path if info else None)
         self._models_dialog.open()
         return self._models_dialog
+
+    def _on_controller_model_ready(self, event: object) -> None:
+        path = getattr(event, "model_path", None)
+        self.model_picker.set_loaded(path)
+        if self._models_dialog is not None:
+            self._models_dialog.set_loaded(path)
 
     def _on_delete_action_triggered(self) -> None:
         conversation_id = self.conversations.selected_id()

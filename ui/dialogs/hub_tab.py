@@ -36,6 +36,7 @@ class HubTab(QWidget):
 
     Signals:
         search_finished(int): search results are shown (count).
+        online_checked(bool): the check made when the tab opens has answered (reachable?).
         files_listed(int): a repository's GGUF files are shown (count).
         download_progressed(object): a DownloadProgress, at phase changes and 10% steps.
         download_finished(str): a file was downloaded and verified (its path).
@@ -44,6 +45,7 @@ class HubTab(QWidget):
 
     search_finished = Signal(int)
     files_listed = Signal(int)
+    online_checked = Signal(bool)
     download_progressed = Signal(object)
     download_finished = Signal(str)
     download_failed = Signal(str)
@@ -63,6 +65,9 @@ class HubTab(QWidget):
         self.repo_list.currentItemChanged.connect(self._on_repo_list_current_item_changed)
         self.files_table = table(HUB_FILE_COLUMNS, "Repository files")
         self.download_button = button("Download", self.start_download)
+        self.download_button.setEnabled(False)  # until a file is selected
+        self.download_button.setToolTip("Download the selected file (select one first)")
+        self.files_table.itemSelectionChanged.connect(self._update_download_button)
         self.cancel_button = button("Cancel", self.cancel_download)
         self.cancel_button.setEnabled(False)
         self.progress_bar = QProgressBar()
@@ -77,6 +82,29 @@ class HubTab(QWidget):
         layout.addLayout(lists, 1)
         layout.addLayout(row((self.progress_bar, 1), self.download_button, self.cancel_button))
         layout.addWidget(self.status)
+        self.online: bool | None = None
+        self.check_online()
+
+    def check_online(self) -> None:
+        """Say up front whether the Hub can be reached (a socket probe, off the GUI thread)."""
+        self.status.setText("Checking the connection to the Hugging Face Hub…")
+        self._jobs.run(hub.ensure_online, self._on_online, self._on_offline)
+
+    def _on_online(self, _none: object) -> None:
+        self.online = True
+        if self.status.text().startswith("Checking the connection"):
+            self.status.setText("Search the Hugging Face Hub for GGUF models.")
+        self.online_checked.emit(True)
+
+    def _on_offline(self, error: BaseException) -> None:
+        self.online = False
+        self.status.setText(describe_error(error))
+        self.online_checked.emit(False)
+
+    def _update_download_button(self) -> None:
+        r = self.files_table.currentRow()
+        selected = bool(self.files_table.selectedItems()) and 0 <= r < len(self._files)
+        self.download_button.setEnabled(selected and self._cancel is None)
 
     @property
     def downloading(self) -> bool:
@@ -105,7 +133,9 @@ class HubTab(QWidget):
 
     def list_files(self, repo_id: str) -> None:
         self.status.setText(f"Listing {repo_id}…")
+        self._files = []
         self.files_table.setRowCount(0)
+        self._update_download_button()
         self._jobs.run(lambda: hub.list_gguf_files(repo_id), self._on_listed, self._on_error)
 
     def _on_listed(self, files: list[hub.HubFile]) -> None:
@@ -171,8 +201,8 @@ class HubTab(QWidget):
 
     def _download_ended(self) -> None:
         self._cancel = None
-        self.download_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self._update_download_button()
 
     def _on_downloaded(self, path: Path) -> None:
         self._download_ended()

@@ -7,6 +7,10 @@ disabled and the reason is shown while anything is invalid.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from app.errors import SettingsError
@@ -14,6 +18,21 @@ from app.settings import RuntimeSettings, SamplingSettings
 from ui.dialogs.endpoint_page import EndpointPage
 from ui.dialogs.runtime_form import RuntimeForm
 from ui.dialogs.sampling_form import SamplingForm
+
+# Room for the longest form row and its tooltip-free labels without squeezing.
+MINIMUM_SIZE = (560, 520)
+README_PATH = Path(__file__).resolve().parents[2] / "README.md"
+GPU_SECTION = "gpu-builds"
+GPU_LINK_TEXT = (
+    f"This build runs on the CPU only. <a href='#{GPU_SECTION}'>How to enable GPU offload</a>"
+)
+
+
+def gpu_help_url() -> QUrl:
+    """The README's GPU section: the local copy of a source checkout."""
+    url = QUrl.fromLocalFile(str(README_PATH))
+    url.setFragment(GPU_SECTION)
+    return url
 
 
 class SettingsDialog(QDialog):
@@ -30,7 +49,9 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setAccessibleName("Settings")
+        self.setMinimumSize(*MINIMUM_SIZE)
         self.runtime_form = RuntimeForm(runtime, n_layers, gpu_offload_supported)
+        self._link_gpu_help()
         self.sampling_form = SamplingForm(sampling)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Settings pages")
@@ -60,6 +81,22 @@ class SettingsDialog(QDialog):
         self.runtime_form.changed.connect(self._on_form_changed)
         self.sampling_form.changed.connect(self._on_form_changed)
         self._on_form_changed()
+
+    def _link_gpu_help(self) -> None:
+        """End users get a link to the build instructions, not a pip/CMake command line."""
+        hint = self.runtime_form.gpu_hint
+        hint.setText(GPU_LINK_TEXT)
+        hint.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        hint.setOpenExternalLinks(False)
+        hint.linkActivated.connect(self._on_gpu_hint_link_activated)
+        hint.setToolTip("Opens the README's GPU section")
+        tip = "GPU offload needs a llama-cpp-python build with a GPU backend (see the link below)"
+        for widget in (self.runtime_form.gpu_layers, self.runtime_form.gpu_all):
+            if not widget.isEnabled():
+                widget.setToolTip(tip)
+
+    def _on_gpu_hint_link_activated(self, _link: str) -> None:
+        QDesktopServices.openUrl(gpu_help_url())
 
     def runtime(self) -> RuntimeSettings:
         return self.runtime_form.value()
