@@ -102,6 +102,7 @@ class LoadRun:
     requests: list[TurnMetrics] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     timed_out: bool = False
+    stopped: bool = False  # Stop was asked for during this round
 
     def summary(self) -> dict[str, float | None]:
         """Medians over the round's requests, and the p95 of the per-request figures."""
@@ -124,6 +125,7 @@ class LoadRun:
             "aggregate_tok_s": self.aggregate_tok_s,
             "wall_s": self.wall_s,
             "timed_out": self.timed_out,
+            "stopped": self.stopped,
             "errors": self.errors,
             "summary": self.summary(),
             "requests": [m.to_dict() for m in self.requests],
@@ -141,6 +143,7 @@ def run_round(
     mode: str,
     concurrency: int,
     settings: LoadSettings,
+    should_stop: Callable[[], bool] | None = None,
 ) -> LoadRun:
     """Submit `concurrency` requests at once and wait for each one's TurnFinished.
 
@@ -154,10 +157,13 @@ def run_round(
     finished: dict[int, TurnMetrics] = {}
     errors: list[str] = []
     deadline = time.monotonic() + settings.round_timeout_s
-    timed_out = False
+    timed_out = stopped = False
     last_end = started
     while waiting:
         remaining = deadline - time.monotonic()
+        if should_stop is not None and not stopped and should_stop():
+            stopped = True  # the user's Stop: end this round as a late one ends
+            remaining = 0.0
         if remaining <= 0 and not timed_out:
             timed_out = True
             for request_id in waiting:
@@ -189,7 +195,8 @@ def run_round(
         wall_s=ns_to_ms(span_ns) / 1000.0,
         requests=[finished[i] for i in ids if i in finished],
         errors=errors,
-        timed_out=timed_out,
+        timed_out=timed_out and not stopped,
+        stopped=stopped,
     )
 
 
@@ -198,13 +205,16 @@ def run_experiment(
     mode: str,
     settings: LoadSettings,
     on_run: Callable[[LoadRun], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[LoadRun]:
-    """One round per concurrency level, in the order given."""
+    """One round per concurrency level, in the order given, until should_stop() says so."""
     if mode not in MODES:
         raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     runs = []
     for level in settings.validate().concurrency:
-        run = run_round(engine, mode, level, settings)
+        if should_stop is not None and should_stop():
+            break
+        run = run_round(engine, mode, level, settings, should_stop)
         runs.append(run)
         if on_run is not None:
             on_run(run)

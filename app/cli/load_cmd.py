@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from app.cli import common
 from app.cli.remote_session import add_endpoint_flags, describe_loaded, endpoint_from_args
-from app.engine import events as ev
-from app.engine.local import LocalEngine
-from app.engine.remote import RemoteEngine
-from app.errors import GlassboxError
 from app.load_experiment import (
     ROUND_TIMEOUT_S,
     LoadRun,
@@ -30,6 +24,7 @@ from app.load_experiment import (
     report,
     run_experiment,
 )
+from app.load_source import LoadSource, open_engine
 
 CONNECT_TIMEOUT_S = common.LOAD_TIMEOUT_S
 COLUMNS = (
@@ -73,20 +68,15 @@ def run(args: argparse.Namespace) -> int:
         round_timeout_s=args.round_timeout,
     ).validate()
     endpoint = endpoint_from_args(args)
-    engine: LocalEngine | RemoteEngine
     if endpoint is None:
-        engine, mode = LocalEngine(), "sequential"
-        engine.load(common.resolve_model(args), common.runtime_from_args(args))
+        source = LoadSource(str(common.resolve_model(args)), common.runtime_from_args(args))
     else:
-        # Every request of a round goes out at once; the server decides how to serve them.
-        engine = RemoteEngine(endpoint, max_in_flight=max(settings.concurrency))
-        engine.load()
-        mode = "remote"
+        source = LoadSource(endpoint=endpoint)
+    engine, loaded = open_engine(source, max(settings.concurrency))
     try:
-        loaded = _wait_loaded(engine)
         print(describe_loaded(loaded), file=sys.stderr)
         print(table_header())
-        runs = run_experiment(engine, mode, settings, on_run=lambda r: print(table_row(r)))
+        runs = run_experiment(engine, source.mode, settings, on_run=lambda r: print(table_row(r)))
     finally:
         engine.close()
     for run_ in runs:
@@ -103,23 +93,6 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     return 1 if any(r.errors for r in runs) else 0
-
-
-def _wait_loaded(engine: LocalEngine | RemoteEngine) -> ev.ModelLoaded:
-    deadline = time.monotonic() + CONNECT_TIMEOUT_S
-    while True:
-        try:
-            event = engine.next_event(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            if time.monotonic() > deadline:
-                raise GlassboxError(
-                    f"the model was not ready within {CONNECT_TIMEOUT_S:.0f} s"
-                ) from None
-            continue
-        if isinstance(event, ev.ModelLoaded):
-            return event
-        if isinstance(event, ev.EngineError | ev.EngineCrashed):
-            raise GlassboxError(event.message)
 
 
 def table_header() -> str:

@@ -57,3 +57,24 @@ def test_a_remote_reply_streams_and_is_stored_with_the_servers_figures(qtbot, re
     assert stored.runtime_settings["endpoint"] == win.engine.endpoint.root
     # The server's URL is not remembered as the model file to open next time.
     assert win.settings.model_path is None
+
+
+def test_the_chat_menu_opens_the_load_experiment_on_the_same_server(qtbot, remote_window):
+    from ui.dialogs.load_dialog import LoadDialog
+
+    win = remote_window
+    (action,) = [
+        a
+        for m in win.menuBar().actions()
+        if m.menu() is not None
+        for a in m.menu().actions()
+        if "Load experiment" in a.text()
+    ]
+    action.trigger()
+    (dialog,) = win.findChildren(LoadDialog)
+    assert dialog.source.endpoint == win.engine.endpoint and dialog.source.mode == "remote"
+    dialog.concurrency.setText("2")
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: dialog.start_button.isEnabled(), timeout=TIMEOUT)
+    assert [len(r.requests) for r in dialog.runs] == [2]
+    dialog.close()
