@@ -257,6 +257,12 @@ class MainWindow(QMainWindow):
                         None,
                         "Send N requests at once: each user's wait against total throughput",
                     ),
+                    MenuEntry(
+                        "&Load experiment…",
+                        self.open_load_dialog,
+                        None,
+                        "Send N requests at once: each user's wait against total throughput",
+                    ),
                 ],
             ),
         ]
@@ -344,6 +350,11 @@ class MainWindow(QMainWindow):
         dialog.tabs.addTab(threads, "Threads")
         dialog.open()
         return dialog
+
+    def open_load_dialog(self) -> None:
+        from ui.dialogs.load_dialog import open_load_dialog  # loaded when first asked for
+
+        open_load_dialog(self)
 
     def open_load_dialog(self) -> None:
         from ui.dialogs.load_dialog import open_load_dialog  # loaded when first asked for
