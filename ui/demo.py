@@ -22,7 +22,7 @@ from app.metrics import TurnMetrics
 
 if TYPE_CHECKING:
     from ui.chrome.main_window import MainWindow
-from app.metrics_columns import format_table
+from app.metrics_table import render_table
 from app.prompts_file import read_prompts
 
 
@@ -200,7 +200,7 @@ class _DemoDriver:
         if not window.grab().save(self.screenshot):
             self._fail(f"could not write {self.screenshot}")
             return
-        print(format_table(m for _message_id, m in turns))
+        print(render_table(m for _message_id, m in turns))  # as chat and bench print it
         info = window.engine.model_info
         if info is not None:
             batch = info.settings.get("n_threads_batch") or info.n_threads

@@ -41,9 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--max-tokens", type=int, default=160, metavar="N", help="per reply (default 160)"
     )
-    demo.add_argument("--temperature", type=float, default=0.7, metavar="T")
-    demo.add_argument("--seed", type=int, default=42, metavar="S")
-    demo.add_argument("--theme", choices=("light", "dark", "system"), default="light")
+    demo.add_argument(
+        "--temperature", type=float, default=0.7, metavar="T", help="sampling temperature"
+    )
+    demo.add_argument(
+        "--seed", type=int, default=42, metavar="S", help="random seed, so runs repeat"
+    )
+    demo.add_argument(
+        "--theme", choices=("light", "dark", "system"), default="light", help="window colours"
+    )
     demo.add_argument(
         "--tune",
         action="store_true",

@@ -21,7 +21,7 @@ from app.cli.remote_session import add_endpoint_flags, describe_loaded, open_ses
 from app.diagnosis import diagnose_trace
 from app.engine import events as ev
 from app.metrics import TurnMetrics
-from app.metrics_columns import table_header, table_row
+from app.metrics_table import MetricsTable
 from app.prompts_file import read_prompts
 from app.storage.store import Store
 from app.turn_trace import TraceRecorder
@@ -37,8 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prompts", required=True, metavar="FILE", help="one prompt a line (# comments)"
     )
-    parser.add_argument("--json", metavar="OUT", help="write model, settings and turns here")
-    parser.add_argument("--system", default="", help="system prompt")
+    parser.add_argument(
+        "--json",
+        metavar="OUT",
+        help="write model, settings and turns to this file (default: the table only)",
+    )
+    parser.add_argument("--system", default="", help="system prompt (default: none)")
     add_compare_flag(parser)
     parser.set_defaults(run=run)
 
@@ -55,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             print(describe_loaded(loaded.loaded), file=sys.stderr)
             conversation_id = store.create_conversation("bench", args.system).id
-            print(table_header())
+            table = MetricsTable(print)  # the table chat and the demo print too
+            table.begin()
             turns: list[TurnMetrics] = []
             diagnoses: list[dict[str, Any]] = []  # why each turn was slow (app.diagnosis)
             recorder = TraceRecorder(lambda: [getattr(loaded.session.engine, "worker_pid", None)])
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             for index, prompt in enumerate(prompts, start=1):
                 metrics = _run_turn(loaded, conversation_id, prompt, sampling, recorder)
                 turns.append(metrics)
-                print(table_row(index, metrics))
+                table.add(metrics, index)
                 diagnosis = diagnose_trace(
                     recorder.finished[-1], loaded.loaded, recorder, bytes_per_s
                 )

@@ -16,7 +16,7 @@ from app.cli.remote_session import add_endpoint_flags, describe_loaded, open_ses
 from app.diagnosis import diagnose_trace
 from app.engine import events as ev
 from app.errors import GlassboxError
-from app.metrics_columns import format_metrics_line
+from app.metrics_table import MetricsTable
 from app.settings import SamplingSettings
 from app.storage.store import Store
 from app.turn_trace import TraceRecorder
@@ -26,13 +26,30 @@ QUIT_WORDS = ("/quit", "/exit")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("chat", help="chat in the terminal (reads stdin when piped)")
+    parser = sub.add_parser(
+        "chat",
+        help="chat in the terminal (reads stdin when piped)",
+        description="Chat in the terminal: replies on stdout; the conversation id, the "
+        "metrics table and notes on stderr. Piped stdin is one message, or one message a "
+        "line with --each-line.",
+    )
     add_common_flags(parser)
     add_endpoint_flags(parser)
     add_sampling_flags(parser)
-    parser.add_argument("--system", default="", help="system prompt for a new conversation")
     parser.add_argument(
-        "--conversation", type=int, metavar="ID", help="continue a stored conversation"
+        "--system", default="", help="system prompt for a new conversation (default: none)"
+    )
+    parser.add_argument(
+        "--conversation",
+        type=int,
+        metavar="ID",
+        help="continue a stored conversation (default: start a new one)",
+    )
+    parser.add_argument(
+        "--each-line",
+        action="store_true",
+        help="piped stdin: send each non-empty line as its own message, in one "
+        "conversation (default: all of stdin is one message)",
     )
     parser.set_defaults(run=run)
 
@@ -49,12 +66,19 @@ def run(args: argparse.Namespace) -> int:
             conversation_id = args.conversation
         else:
             conversation_id = store.create_conversation(system_prompt=args.system).id
-        if not sys.stdin.isatty():
+        print(f"conversation {conversation_id}", file=sys.stderr)
+        interactive = sys.stdin.isatty()
+        # The metrics table bench and the demo print; in a live chat the replies
+        # scroll its header away, so each row comes with it.
+        table = MetricsTable(_to_stderr, repeat_header=interactive)
+        if not interactive and args.each_line:
+            return _each_line(loaded, conversation_id, sampling, table)
+        if not interactive:
             # Piped input is one message: `cat question.txt | glassbox chat`.
             text = sys.stdin.read().strip()
             if not text:
                 raise GlassboxError("stdin was empty: nothing to send")
-            return _turn(loaded, conversation_id, text, sampling, _recorder(loaded))
+            return _turn(loaded, conversation_id, text, sampling, _recorder(loaded), table)
         print("Type a message; Ctrl+C stops a reply, /quit ends.", file=sys.stderr)
         recorder = _recorder(loaded)  # across turns: the model's baseline decode rate
         while True:
@@ -66,9 +90,30 @@ def run(args: argparse.Namespace) -> int:
             if text in QUIT_WORDS:
                 return 0
             if text:
-                _turn(loaded, conversation_id, text, sampling, recorder)
+                _turn(loaded, conversation_id, text, sampling, recorder, table)
     finally:
         loaded.close()
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _each_line(
+    loaded: LoadedSession, conversation_id: int, sampling: SamplingSettings, table: MetricsTable
+) -> int:
+    """--each-line: one turn per line of stdin, read as lines come (a pipe may be slow)."""
+    recorder = _recorder(loaded)
+    sent = failed = 0
+    for line in sys.stdin:
+        text = line.strip()
+        if not text:
+            continue
+        sent += 1
+        failed += _turn(loaded, conversation_id, text, sampling, recorder, table)
+    if not sent:
+        raise GlassboxError("stdin had no non-empty line: nothing to send")
+    return 1 if failed else 0
 
 
 def _recorder(loaded: LoadedSession) -> TraceRecorder:
@@ -82,6 +127,7 @@ def _turn(
     text: str,
     sampling: SamplingSettings,
     recorder: TraceRecorder,
+    table: MetricsTable,
 ) -> int:
     """Send one message, stream the reply to stdout, metrics to stderr. 0 unless it failed."""
     request_id = loaded.session.send(conversation_id, text, sampling)
@@ -117,7 +163,7 @@ def _turn(
                 print(event.text[len(printed) :], end="")
             print()
             if event.metrics.output_tokens is not None or event.metrics.prompt_tokens:
-                print(format_metrics_line(event.metrics), file=sys.stderr)
+                table.add(event.metrics)
                 if trace is not None and event.metrics.stop_reason != "error":
                     measured = bandwidth.cached()  # never measured here: no pause before a reply
                     speed = measured.bytes_per_s if measured else None

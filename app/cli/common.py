@@ -23,12 +23,43 @@ EVENT_TIMEOUT_S = 600.0  # the longest wait for the next event of a running turn
 EVENT_POLL_S = 0.1
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, except where the default is None
+    or a switch's False (the help text then says what happens without it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        if action.default in ("", [], ()):  # nothing to show: the text says what then
+            return text
+        return super()._get_help_string(action)
+
+
+def use_help_format(parser: argparse.ArgumentParser) -> None:
+    """HelpFormatter for this parser and every subcommand's parser below it."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                use_help_format(child)
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     """--model, --ctx, --gpu-layers, --threads: shared by every command that loads a model."""
+    base = RuntimeSettings()
     parser.add_argument("--model", metavar="PATH", help="GGUF file (default: the bundled model)")
-    parser.add_argument("--ctx", type=int, metavar="N", help="context size in tokens (n_ctx)")
     parser.add_argument(
-        "--gpu-layers", type=int, metavar="N", help="layers to offload to the GPU (-1: all)"
+        "--ctx",
+        type=int,
+        metavar="N",
+        help=f"context size in tokens, n_ctx (default: {base.n_ctx})",
+    )
+    parser.add_argument(
+        "--gpu-layers",
+        type=int,
+        metavar="N",
+        help=f"layers to offload to the GPU, -1: all (default: {base.n_gpu_layers})",
     )
     parser.add_argument(
         "--threads",
@@ -48,18 +79,52 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
 def add_sampling_flags(parser: argparse.ArgumentParser, **defaults: object) -> None:
     base = SamplingSettings()
     parser.add_argument(
-        "--temperature", type=float, default=defaults.get("temperature", base.temperature)
-    )
-    parser.add_argument("--top-k", type=int, default=base.top_k)
-    parser.add_argument("--top-p", type=float, default=base.top_p)
-    parser.add_argument("--min-p", type=float, default=base.min_p)
-    parser.add_argument("--repeat-penalty", type=float, default=base.repeat_penalty)
-    parser.add_argument("--seed", type=int, default=defaults.get("seed", base.seed))
-    parser.add_argument(
-        "--max-tokens", type=int, default=defaults.get("max_tokens", base.max_tokens)
+        "--temperature",
+        type=float,
+        default=defaults.get("temperature", base.temperature),
+        help="sampling temperature; 0 always picks the likeliest token",
     )
     parser.add_argument(
-        "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
+        "--top-k", type=int, default=base.top_k, help="sample among the k likeliest tokens (0: off)"
+    )
+    parser.add_argument(
+        "--top-p",
+        type=float,
+        default=base.top_p,
+        help="sample among the likeliest tokens that together hold this probability",
+    )
+    parser.add_argument(
+        "--min-p",
+        type=float,
+        default=base.min_p,
+        help="drop tokens less likely than this fraction of the likeliest one",
+    )
+    parser.add_argument(
+        "--repeat-penalty",
+        type=float,
+        default=base.repeat_penalty,
+        help="make recently used tokens less likely (1: off)",
+    )
+    seed = defaults.get("seed", base.seed)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=seed,
+        help="random seed, for repeatable replies"
+        + (" (default: a new one each time)" if seed is None else ""),
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=defaults.get("max_tokens", base.max_tokens),
+        help="the longest reply, in tokens",
+    )
+    parser.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="end the reply at this text, repeatable (default: only the model's own end)",
     )
 
 

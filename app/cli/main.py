@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from app.cli import (
     bench_cmd,
     chat_cmd,
+    conversations_cmd,
     doctor_cmd,
     export_cmd,
     import_cmd,
@@ -23,6 +24,7 @@ from app.cli import (
     serve_cmd,
     tune_cmd,
 )
+from app.cli.common import use_help_format
 from app.errors import GlassboxError
 
 GUI_COMMAND = "gui"
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     registrars = [
         chat_cmd.register,
+        conversations_cmd.register,
         bench_cmd.register,
         models_cmd.register,
         tune_cmd.register,
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     ]
     for register in registrars + _plugin_registrars():
         register(sub)
+    use_help_format(parser)  # every option's --help ends with its default
     return parser
 
 

@@ -85,8 +85,11 @@ def test_chat_reads_stdin_and_stores_the_conversation(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
-    metrics_line = result.stderr.strip().splitlines()[-1]
-    assert "ttft" in metrics_line and "tok/s" in metrics_line and "kv" in metrics_line
+    # The metrics table bench and the demo print: its header, then the turn's row.
+    lines = result.stderr.splitlines()
+    header = next(line for line in lines if line.split()[:1] == ["turn"])
+    assert "ttft" in header and "decode t/s" in header and "kv" in header
+    assert lines[lines.index(header) + 1].split()[0] == "1"
     with sqlite3.connect(tmp_path / "glassbox.sqlite3") as db:
         rows = db.execute("SELECT role, content, partial FROM messages ORDER BY id").fetchall()
         metrics = db.execute("SELECT output_tokens, stop_reason FROM turn_metrics").fetchall()
