@@ -45,6 +45,10 @@ def crash_now(how: str) -> None:
     """Die the way `how` says; never returns."""
     # The parent shows the worker log's last line with the crash.
     os.write(2, f"glassbox test fault: {how}\n".encode())
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource  # noqa: PLC0415 - POSIX only
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file per test crash
     if how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif how == "sigsegv":

@@ -217,6 +217,8 @@ def _read_tensor_info(cur: _Cursor, index: int) -> TensorInfo:
     ggml_type = cur.u32(f"type of tensor {name!r}")
     offset = cur.u64(f"data offset of tensor {name!r}")
     try:
+        # ggml quantizes row by row: a row must be whole blocks, not only the tensor.
+        tensor_nbytes(ggml_type, shape[0])
         n_bytes = tensor_nbytes(ggml_type, n_elements)
     except ValueError as exc:
         raise _CorruptedError(f"tensor {name!r}: {exc}") from None
