@@ -36,6 +36,10 @@ from app.server.served_turns import ServedTurn, ServedTurns
 from app.settings import SamplingSettings
 
 SamplingSource = Callable[[], SamplingSettings]
+# How often a request waiting for its whole reply checks that its client is still there.
+DISCONNECT_POLL_S = 0.5
+# Sent to nobody: the client went away before its reply was ready (nginx's name for it).
+CLIENT_CLOSED = 499
 
 
 def model_ids(served: ServedTurns) -> tuple[str, ...]:
@@ -78,7 +82,7 @@ def build_app(
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        return await _complete(served, chat, turn, completion_id)
+        return await _complete(served, chat, turn, completion_id, request)
 
     async def authorize(request: Request) -> Response | None:
         if api_key is None:
@@ -131,14 +135,34 @@ def _error(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
+async def _next_event(turn: ServedTurn, request: Request) -> ev.EngineEvent | None:
+    """The turn's next event, or None once the client has closed its connection."""
+    getter = asyncio.ensure_future(turn.events.get())
+    while True:
+        done, _pending = await asyncio.wait({getter}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return getter.result()
+        if await request.is_disconnected():
+            getter.cancel()
+            return None
+
+
 async def _complete(
-    served: ServedTurns, chat: ChatRequest, turn: ServedTurn, completion_id: str
+    served: ServedTurns,
+    chat: ChatRequest,
+    turn: ServedTurn,
+    completion_id: str,
+    request: Request,
 ) -> Response:
-    """Wait for the whole reply; the store already holds it when TurnFinished comes."""
+    """Wait for the whole reply; the store already holds it when TurnFinished comes.
+    A client that gives up meanwhile (a timeout) cancels the turn: no one would read it."""
     error = ""
     try:
         while True:
-            event = await turn.events.get()
+            event = await _next_event(turn, request)
+            if event is None:
+                served.session.cancel(turn.request_id)
+                return Response(status_code=CLIENT_CLOSED)
             if isinstance(event, ev.EngineError | ev.EngineCrashed):
                 error = error or event.message
             elif isinstance(event, ev.TurnFinished):

@@ -268,3 +268,56 @@ def test_a_port_in_use_is_a_one_line_error(loaded_engine, store):
         with pytest.raises(GlassboxError, match=f"cannot listen on 127.0.0.1:{port}"):
             server.start()
         server.stop()
+
+
+def test_a_client_that_gives_up_on_a_whole_reply_cancels_its_turn(server, store, model_id):
+    import http.client
+
+    body = json.dumps(
+        {
+            "model": model_id,
+            "messages": [{"role": "user", "content": "Count from 1 to 1000, separated by commas."}],
+            "max_tokens": 1500,
+            "temperature": 0,
+        }
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_S)
+    connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    deadline = time.monotonic() + WAIT_S
+    # Wait until the reply is streaming into the store (flushed twice a second), then hang up.
+    while not (
+        (listed := store.list_conversations())
+        and (reply := store.messages(listed[0].id)[-1]).role == "assistant"
+        and reply.content
+    ):
+        assert time.monotonic() < deadline, "the reply never started"
+        time.sleep(0.05)
+    connection.close()
+    while (answer := store.messages(listed[0].id)[-1]).stop_reason is None:
+        assert time.monotonic() < deadline, "the abandoned turn never ended"
+        time.sleep(0.05)
+    assert answer.stop_reason == "cancelled"
+    assert answer.metrics is not None and answer.metrics.output_tokens < 1500
+
+
+def test_two_clients_at_once_are_queued_and_both_stored_with_queue_time(server, store, model_id):
+    import threading
+
+    replies: dict[str, object] = {}
+
+    def ask(text: str) -> None:
+        with _client(server) as client:
+            replies[text] = client.chat.completions.create(
+                model=model_id, messages=[{"role": "user", "content": text}], max_tokens=8
+            )
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in ("First one.", "Second one.")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert set(replies) == {"First one.", "Second one."}
+    conversations = store.list_conversations()
+    assert sorted(c.title for c in conversations) == ["API · First one.", "API · Second one."]
+    stored = [store.messages(c.id)[-1].metrics for c in conversations]
+    assert all(m is not None and m.queue_ms is not None and m.output_tokens for m in stored)
