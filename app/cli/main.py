@@ -21,6 +21,7 @@ from app.cli import (
     import_cmd,
     load_cmd,
     models_cmd,
+    replay_cmd,
     serve_cmd,
     tune_cmd,
 )
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         doctor_cmd.register,
         export_cmd.register,
         import_cmd.register,
+        replay_cmd.register,
         serve_cmd.register,
         load_cmd.register,
     ]
