@@ -29,6 +29,8 @@ def test_window_goes_down_to_900_px_with_the_panel_open(qtbot, window):
     for plot in [*panel.turn_plots(), panel.tokens_plot, panel.itl_plot]:
         right = plot.mapTo(panel, QPoint(plot.width(), 0)).x()
         assert right <= panel.width()  # nothing cut at the panel's right edge
+    kv = panel.kv_plot  # its right axis (MiB) is drawn inside the plot, not pushed out
+    assert kv.plotItem.getAxis("right").sceneBoundingRect().right() <= kv.viewport().width()
 
     viewport = window.chat.scroll_area.viewport()
     assert window.chat.width() >= 300

@@ -66,7 +66,7 @@ def test_panel_plots_one_point_per_turn_with_queue_and_kv_split(panel):
     assert list(kv.evaluated.opts["height"]) == [m.prompt_tokens_evaluated for _, m in turns]
     assert list(kv.output.opts["height"]) == [50.0, 50.0, 50.0]
     assert kv.mib_axis.bytes_per_cell == 1000
-    assert "of 4096 cells" in kv.plotItem.titleLabel.text
+    assert "/4096 cells" in kv.plotItem.titleLabel.text
     assert "TTFT" in panel.readout_text() and "eos" in panel.readout_text()
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import shiboken6
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -45,19 +45,50 @@ from ui.internals.panel import InternalsPanel
 # With the panel open the window still goes down to 900 px: the panel narrows to this
 # (its readout and live plots stack) and scrolls when the window is short.
 PANEL_MIN_WIDTH = 300
-SIDEBAR_MIN_WIDTH = 170
+SIDEBAR_MIN_WIDTH = 190  # its New / Rename / Delete buttons whole
 # The chat keeps room for a readable line and its bubbles' buttons; a narrower window
 # takes the width from the panel instead.
 CHAT_MIN_WIDTH = 340
 
 
+class VerticalScroller(QScrollArea):
+    """Gives its widget the viewport's width and height, scrolling only when the widget's
+    minimum height does not fit. (widgetResizable would size a widget whose layout has
+    height-for-width, such as rich-text labels, to its preferred height: the plots grew
+    to three times the window.)"""
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__()
+        self.setWidget(widget)
+        self.setWidgetResizable(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        widget.installEventFilter(self)  # its minimum height changes when it restacks
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self._fit_widget()
+        return False
+
+    def _fit_widget(self) -> None:
+        widget = self.widget()
+        if widget is not None:
+            viewport = self.viewport().size()
+            height = max(viewport.height(), widget.minimumSizeHint().height())
+            widget.resize(viewport.width(), height)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_widget()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        widget = self.widget()
+        width = widget.minimumSizeHint().width() if widget is not None else 0
+        return QSize(width + self.verticalScrollBar().sizeHint().width(), 0)
+
+
 def _vertical_scroller(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    return area
+    return VerticalScroller(widget)
 
 
 @dataclass(frozen=True)

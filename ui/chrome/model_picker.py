@@ -26,7 +26,7 @@ def _same_file(a: str | Path | None, b: str | Path | None) -> bool:
 def picker_label(entry: ModelEntry, verdict: str) -> str:
     quant = entry.info.quantization if entry.info else None
     name = f"{entry.name} · {quant}" if quant else entry.name
-    return f"{name}  ({verdict})" if verdict and verdict != "-" else name
+    return f"{name}  —  {verdict}" if verdict and verdict != "-" else name
 
 
 class ModelPicker(QWidget):

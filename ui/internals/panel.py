@@ -15,7 +15,14 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import QEvent, QPointF, Qt, Signal
 from PySide6.QtGui import QCursor, QResizeEvent, QShowEvent
-from PySide6.QtWidgets import QGridLayout, QLabel, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QLabel,
+    QSizePolicy,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.engine.events import ModelLoaded
 from app.metrics import TurnMetrics
@@ -91,7 +98,10 @@ class InternalsPanel(QWidget):
         self.readout.setToolTip("The numbers of the turn in progress, or of the last finished turn")
         # A fixed height: a readout that grew or shrank with its text would relayout and
         # repaint every plot below it on each tick.
-        self.readout.setFixedHeight(112)
+        self.readout.setFixedHeight(READOUT_HEIGHTS[2])
+        # Its text must not set the panel's minimum width: the panel picks one or two
+        # columns for the width it gets (_fit_to_width).
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.readout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
         self.ttft_plot = TtftPlot()
@@ -164,6 +174,8 @@ class InternalsPanel(QWidget):
         self._render_readout()
 
     def _place_live_plots(self, stacked: bool) -> None:
+        for plot in (self.tokens_plot, self.itl_plot):
+            self._live_grid.removeWidget(plot)  # re-added below, not added twice
         self._live_grid.addWidget(self.tokens_plot, 0, 0)
         self._live_grid.addWidget(self.itl_plot, 1 if stacked else 0, 0 if stacked else 1)
 

@@ -98,7 +98,9 @@ class TurnPlot(pg.PlotWidget):
         axis_items: dict | None = None,
     ) -> None:
         super().__init__(axisItems=axis_items)
-        self.setMinimumHeight(110)
+        # Room for the two-line title (name, legend), the axis and some data; a short
+        # window scrolls the panel rather than squash the plots.
+        self.setMinimumHeight(150)
         self.setMinimumWidth(200)
         self.setMenuEnabled(False)
         self._legend_entries = tuple(legend)
@@ -258,8 +260,9 @@ class KvPlot(TurnPlot):
             "KV cache fill",
             "cells",
             legend=(
-                (theme.CACHED_COLOR, "cached prompt"),
-                (theme.EVALUATED_COLOR, "evaluated prompt"),
+                # Short: a title wider than the plot pushes its right axis out of view.
+                (theme.CACHED_COLOR, "cached"),
+                (theme.EVALUATED_COLOR, "evaluated"),
                 (theme.OUTPUT_COLOR, "output"),
             ),
             axis_items={"right": self.mib_axis},
@@ -318,9 +321,9 @@ class KvPlot(TurnPlot):
         if last is None or last.kv_cells_used is None or not self.cells_total:
             return "KV cache fill"
         fill = last.kv_cells_used / self.cells_total * 100
-        text = f"KV cache: {last.kv_cells_used} of {self.cells_total} cells ({fill:.1f}%)"
+        text = f"KV cache: {last.kv_cells_used}/{self.cells_total} cells ({fill:.1f}%)"
         if last.kv_bytes_used is not None and self.bytes_total:
-            text += f", {last.kv_bytes_used / MIB:.1f} of {self.bytes_total / MIB:.1f} MiB"
+            text += f" · {last.kv_bytes_used / MIB:.1f}/{self.bytes_total / MIB:.1f} MiB"
         return text
 
 
@@ -350,7 +353,7 @@ class LivePlot(pg.PlotWidget):
     ) -> None:
         super().__init__()
         self._start_x_top, self._start_y_top = start_tops
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(120)
         self.setMenuEnabled(False)
         self.plotItem.setTitle(title, size="9pt")
         self.plotItem.setLabel("bottom", x_label)
