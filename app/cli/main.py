@@ -22,6 +22,7 @@ from app.cli import (
     load_cmd,
     models_cmd,
     replay_cmd,
+    scenario_cmd,
     serve_cmd,
     tune_cmd,
 )
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         replay_cmd.register,
         serve_cmd.register,
         load_cmd.register,
+        scenario_cmd.register,
     ]
     for register in registrars + _plugin_registrars():
         register(sub)

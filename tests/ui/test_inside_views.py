@@ -75,7 +75,10 @@ def tabs(qtbot, bundled_model):
         settings={"kv_cache_type": "f16"},
     )
     widget.set_model_info(loaded)
+    assert widget.tasks.pending() == 0  # nothing read until the KV tab is shown
+    widget.setCurrentWidget(widget.kv_view)
     qtbot.waitUntil(lambda: "total =" in widget.kv_view.math.text(), timeout=10_000)
+    widget.setCurrentIndex(0)
     yield widget
     widget.tasks.wait(30)
 
@@ -127,3 +130,55 @@ def test_every_new_view_has_a_tooltip(tabs):
     missing = [w.accessibleName() or type(w).__name__ for w in views if not w.toolTip()]
     assert not missing
     assert all(tabs.tabToolTip(i) for i in range(tabs.count()))
+
+
+class _NoModelEngine:
+    model_info = None
+
+
+def _demos(qtbot, engine):
+    from PySide6.QtWidgets import QMainWindow
+
+    from ui.chrome.demos_menu import DemosMenu
+    from ui.internals.panel import InternalsPanel
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    panel = InternalsPanel()
+    window.setCentralWidget(panel)
+    demos = DemosMenu(engine, panel, window.statusBar(), window)
+    window.menuBar().addMenu(demos.menu)
+    window.resize(600, 1000)
+    window.show()
+    return window, panel, demos
+
+
+def test_demos_menu_lists_every_scenario_and_needs_a_model(qtbot):
+    from app.scenarios import SCENARIOS
+
+    window, _panel, demos = _demos(qtbot, _NoModelEngine())
+    titles = [a.text() for a in demos.menu.actions()]
+    assert titles == [s.title for s in SCENARIOS.values()]
+    assert all(a.toolTip() for a in demos.menu.actions())
+    with qtbot.waitSignal(demos.demo_failed) as failed:
+        assert demos.run("long-prompt") is False
+    assert "load one first" in failed.args[0]
+    assert "load one first" in window.statusBar().currentMessage()
+
+
+def test_cold_start_demo_shows_the_load_on_the_timeline(qtbot, bundled_model):
+    class Loaded:
+        model_info = ev.ModelLoaded(model_path=str(bundled_model), settings={"n_ctx": 2048})
+
+    window, panel, demos = _demos(qtbot, Loaded())
+    with qtbot.waitSignal(demos.demo_finished, timeout=600_000) as done:
+        assert demos.run("cold-start")
+    result = done.args[0]
+    assert result.focus.diagnosis.cause == "cold_start"
+    timeline = panel.inside.timeline_view.timeline
+    assert timeline is not None and timeline.segments[0].kind == "load"
+    assert panel.inside.currentWidget() is panel.inside.timeline_view
+    assert "cold start" in panel.inside.diagnosis_view.verdict.text()
+    assert "Cold start" in window.statusBar().currentMessage()
+    demos.tasks.wait(30)
+    shoot(window, "demo-cold-start")

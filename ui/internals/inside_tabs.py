@@ -4,7 +4,8 @@ The internals panel forwards the live calls it gets (set_model_info, begin_live,
 add_tokens, end_live) here. During a turn they only append to a TraceRecorder;
 the views are filled once, when the turn ends, so a fast stream costs nothing
 here. Disk work (the GGUF header, the bandwidth cache or benchmark) runs on a
-BackgroundTasks worker, never on the GUI thread.
+BackgroundTasks worker, never on the GUI thread, and only once its tab is shown: a
+panel that nobody looks at this way starts no thread.
 """
 
 from __future__ import annotations
@@ -66,23 +67,30 @@ class InsideTabs(QTabWidget):
             index = self.addTab(widget, title)
             self.setTabToolTip(index, tip)
         self.bandwidth_view.remeasure_requested.connect(self._on_bandwidth_remeasure_requested)
+        self._geometry_pending: ev.ModelLoaded | None = None
         self.currentChanged.connect(self._on_tab_changed)
-        self.tasks.run(bandwidth.cached, self._on_bandwidth_measured)
 
     def _on_tab_changed(self, index: int) -> None:
-        # The copy benchmark (under a second) runs when someone looks, not at every start.
+        widget = self.widget(index)
+        if widget is self.kv_view and self._geometry_pending is not None:
+            self._read_geometry(self._geometry_pending)
         view = self.bandwidth_view
-        if (
-            self.widget(index) is view
-            and self.bandwidth_bytes_s is None
-            and view.measure.isEnabled()
-        ):
-            self._on_bandwidth_remeasure_requested()
+        if widget is view and self.bandwidth_bytes_s is None and view.measure.isEnabled():
+            # The stored figure, or the copy benchmark (under a second) the first time.
+            view.set_measuring(True)
+            self.tasks.run(bandwidth.measure, self._on_bandwidth_measured)
 
     # ---- fed by the panel ----------------------------------------
     def set_model_info(self, info: ev.ModelLoaded) -> None:
         self.recorder.model_loaded(info.load_ms)
         self.model = info
+        self._geometry_pending = info
+        if self.currentWidget() is self.kv_view:
+            self._read_geometry(info)
+
+    def _read_geometry(self, info: ev.ModelLoaded) -> None:
+        """The KV arithmetic needs the GGUF header: read on a worker."""
+        self._geometry_pending = None
         kv_type = str(info.settings.get("kv_cache_type", "f16"))
         reported = info.kv_buffer_mib_reported
         self.tasks.run(

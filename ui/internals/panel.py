@@ -29,6 +29,7 @@ from app.metrics import TurnMetrics
 from app.metrics_columns import COLUMNS, fmt, metrics_rows
 from ui.infra import theme
 from ui.infra.frame_clock import FrameGate
+from ui.internals.inside_tabs import InsideTabs
 from ui.internals.turn_plots import KvPlot, LivePlot, RatePlot, TtftPlot, TurnPlot
 
 # The readout's numbers while decoding change with every token; rich text costs a
@@ -167,6 +168,8 @@ class InternalsPanel(QWidget):
         for plot in self.turn_plots():
             layout.addWidget(plot, 1)
         layout.addLayout(live, 1)
+        self.inside = InsideTabs()  # diagnosis, timeline, tail latency, KV, bandwidth
+        layout.addWidget(self.inside, 2)
 
         self._frame = FrameGate(self._on_frame, PLOT_FRAME_MS, self)
         self._readout_frame = FrameGate(self._on_readout_frame, READOUT_INTERVAL_MS, self)
@@ -193,6 +196,7 @@ class InternalsPanel(QWidget):
 
     # ---- per-turn data --------------------------------------------------------------------
     def set_model_info(self, info: ModelLoaded) -> None:
+        self.inside.set_model_info(info)
         if (info.kv_cells_total, info.kv_bytes_total) != (
             self.kv_plot.cells_total,
             self.kv_plot.bytes_total,
@@ -226,6 +230,7 @@ class InternalsPanel(QWidget):
     # ---- the turn in progress ----------------------------------------
     def begin_live(self, started: object) -> None:
         """A TurnStarted arrived: reset the live strip."""
+        self.inside.begin_live(started)
         self._live_started = started
         self._live_t0_ns = getattr(started, "t_ns", None) or None
         self._live_last_ns = None
@@ -241,6 +246,7 @@ class InternalsPanel(QWidget):
         """Engine timestamps of the tokens that arrived since the last call, in order."""
         if not t_ns:
             return
+        self.inside.add_tokens(t_ns)
         if self._live_t0_ns is None:
             self._live_t0_ns = t_ns[0]
         t0, last = self._live_t0_ns, self._live_last_ns
@@ -254,6 +260,7 @@ class InternalsPanel(QWidget):
         self._mark_live()
 
     def end_live(self, metrics: TurnMetrics | None, state: str = "finished") -> None:
+        self.inside.end_live(metrics)
         self._live_state = state
         if metrics is not None:
             self._final = metrics

@@ -1,0 +1,59 @@
+"""Each scenario, run on the bundled model, gets the diagnosis it was built to show."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from app.scenarios import SCENARIOS, ScenarioRunner
+from app.settings import RuntimeSettings
+
+
+@pytest.fixture(scope="module")
+def runner(bundled_model):
+    with ScenarioRunner(bundled_model, RuntimeSettings()) as r:
+        yield r
+
+
+@pytest.mark.parametrize("name", ["long-prompt", "long-answer", "queue", "full-context"])
+def test_scenario_gets_its_diagnosis(runner, name):
+    result = runner.run(name)
+    focus = result.focus
+    assert focus.diagnosis.cause == SCENARIOS[name].cause, [
+        (r.label, r.diagnosis.line()) for r in result.requests
+    ]
+    assert result.reproduced
+    data = result.to_dict()
+    assert data["diagnosis"]["cause"] == SCENARIOS[name].cause
+    if name == "full-context":
+        assert focus.trace.dropped_messages > 0
+        assert result.requests[0].trace.dropped_messages == 0  # the first turn fitted
+    if name == "queue":
+        assert len(result.requests) == 3
+        assert focus.trace.queue_ms > result.requests[0].trace.queue_ms
+
+
+def test_unknown_scenario_is_a_clear_error(runner):
+    from app.errors import GlassboxError
+
+    with pytest.raises(GlassboxError, match="no scenario 'nope'"):
+        runner.run("nope")
+
+
+def test_cold_start_command_writes_json(tmp_path):
+    out = tmp_path / "cold.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "scenario", "cold-start", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["scenario"] == "cold-start" and data["expected_cause"] == "cold_start"
+    assert data["diagnosis"]["cause"] == "cold_start", data["requests"]
+    assert data["requests"][0]["trace"]["load_wait_ms"] > 0
+    assert "diagnosis: cold start" in result.stdout
