@@ -29,6 +29,7 @@ from ui.chat.conversation_list import ConversationList
 from ui.chrome.api_server_toggle import ApiServerToggle
 from ui.chrome.controller import ChatController
 from ui.chrome.crash_banner import CrashBanner
+from ui.chrome.demos_menu import DemosMenu
 from ui.chrome.file_menu import FileMenuActions
 from ui.chrome.model_picker import ModelPicker
 from ui.chrome.status_bar import EngineStatusBar
@@ -198,6 +199,8 @@ class MainWindow(QMainWindow):
             window=self,
         )
         self.menuBar().addMenu(self.api_server.menu)
+        self.demos = DemosMenu(engine, self.panel, self.status, self)  # scenarios (app.scenarios)
+        self.menuBar().addMenu(self.demos.menu)
         self.resize(1400, 860)
         self.resizeDocks([self.dock], [560], Qt.Orientation.Horizontal)
         # The message box, not the first widget in tab order (conversation search).
