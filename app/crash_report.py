@@ -58,14 +58,29 @@ def _without_template(lines: Sequence[str]) -> list[str]:
     return kept
 
 
+def _collapse_repeats(lines: list[str]) -> list[str]:
+    """A line logged many times in a row (a callback per step) once, with its count."""
+    out: list[str] = []
+    count = 0
+    for i, line in enumerate(lines):
+        count += 1
+        if i + 1 < len(lines) and lines[i + 1] == line:
+            continue
+        out.append(f"{line}  (x{count})" if count > 1 else line)
+        count = 0
+    return out
+
+
 def meaningful_lines(lines: Sequence[str], limit: int = SHOWN_LINES) -> list[str]:
     """Up to `limit` lines, in log order: errors and warnings first in priority, then the
     last operations, never the template source or load-trace noise."""
-    useful = [
-        line.rstrip()
-        for line in _without_template(lines)
-        if line.strip() and not _NOISE.match(line)
-    ]
+    useful = _collapse_repeats(
+        [
+            line.rstrip()
+            for line in _without_template(lines)
+            if line.strip() and not _NOISE.match(line)
+        ]
+    )
     important = {i for i, line in enumerate(useful) if _IMPORTANT.search(line)}
     chosen = set(sorted(important)[-limit:])
     for i in range(len(useful) - 1, -1, -1):  # the last operations fill what is left

@@ -30,6 +30,9 @@ You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>
 Using chat eos_token: <|im_end|>
 Using chat bos_token: <|im_start|>
 glassbox: warm-up
+set_abort_callback: call
+set_abort_callback: call
+set_abort_callback: call
 """.splitlines()
 
 
@@ -39,7 +42,8 @@ def test_meaningful_lines_skip_the_template_and_keep_errors_and_last_steps():
     assert "{%" not in text and "SmolLM, trained by" not in text
     assert "create_tensor" not in text and "SSE3" not in text
     assert any("GGML_ASSERT" in line for line in lines)
-    assert lines[-1] == "glassbox: warm-up"  # the last operation
+    assert lines[-2] == "glassbox: warm-up"
+    assert lines[-1] == "set_abort_callback: call  (x3)"  # the last operation, once
     assert len(lines) <= 6
 
 
@@ -55,7 +59,7 @@ def test_banner_shows_the_explaining_lines_not_the_template(qtbot, tmp_path):
         log_path=log_path,
     )
     shown = banner.log.toPlainText()
-    assert "GGML_ASSERT" in shown and "glassbox: warm-up" in shown
+    assert "GGML_ASSERT" in shown and "glassbox: warm-up" in shown and "(x3)" in shown
     assert "{%" not in shown and "im_start" not in shown
     assert banner.full_log_button.isEnabled()
 

@@ -149,6 +149,7 @@ class CrashBanner(QFrame):
         )
         tail = meaningful_lines(event.log_tail, LOG_LINES_SHOWN)
         self.log.setPlainText("\n".join(tail) if tail else "(the engine wrote no log lines)")
+        self.log.moveCursor(self.log.textCursor().MoveOperation.End)  # the last lines in view
         self.full_log_button.setEnabled(log_path is not None)
         self.report_status.setText("")
         self.restart_button.setEnabled(True)
