@@ -105,3 +105,19 @@ def test_clicking_the_figures_line_selects_the_turn(qtbot, chat):
     with qtbot.waitSignal(chat.message_selected, timeout=1000) as selected:
         qtbot.mouseClick(reply._stats_label, Qt.MouseButton.LeftButton)
     assert selected.args == [2] and reply.is_selected()
+
+
+def test_a_streaming_reply_grows_in_steps_and_fits_exactly_at_the_end(qtbot, chat):
+    from ui.chat.markdown_view import GROW_STEP_PX
+
+    key = object()
+    reply = chat.add_request(key, "tell me")
+    heights = set()
+    for i in range(40):
+        chat.append_reply_text(key, f"word{i} " * 6 + ("\n\n" if i % 5 == 4 else ""))
+        chat._frame.run_now()
+        heights.add(reply.body.height())
+    assert all(h % GROW_STEP_PX == 0 for h in heights) and len(heights) > 1
+    chat.finish_turn(key, None, partial=False, reason="eos")
+    document = reply.body.document()
+    assert abs(reply.body.height() - document.size().height()) < GROW_STEP_PX / 2

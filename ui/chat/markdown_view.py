@@ -119,6 +119,9 @@ def _coloured_spans(language: str, text: str, style: str) -> tuple[tuple[int, in
     return tuple(spans)
 
 
+GROW_STEP_PX = 64  # a streamed reply's height grows by this much at a time (about 3 lines)
+
+
 class MessageBody(QTextBrowser):
     """Read-only Markdown view whose height follows its content (no inner scrollbar)."""
 
@@ -223,6 +226,10 @@ class MessageBody(QTextBrowser):
         if self.document().textWidth() != width:  # setTextWidth lays out the whole document
             self.document().setTextWidth(width)
         height = int(self.document().size().height()) + self.contentsMargins().top() * 2 + 2
+        if not self._complete and GROW_STEP_PX > 1:
+            # Streaming: grow in steps, so most frames repaint only the new text instead of
+            # laying out and repainting the whole column (and scrolling) for every line.
+            height = -(-height // GROW_STEP_PX) * GROW_STEP_PX
         if height != self.height():
             self.setFixedHeight(height)
 
