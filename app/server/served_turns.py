@@ -26,6 +26,8 @@ TITLE_PREFIX = "API · "
 TITLE_CHARS = 48
 # Histories remembered for continuing a client's conversation; the oldest go first.
 CONTINUATIONS_KEPT = 256
+# Request ids remembered as served after their turn ended (the GUI may ask late).
+SERVED_IDS_KEPT = 1024
 
 History = tuple[tuple[str, str], ...]
 
@@ -55,11 +57,13 @@ class ServedTurns:
         self._lock = threading.Lock()
         self._routes: dict[int, _Route] = {}
         self._continuations: collections.OrderedDict[History, int] = collections.OrderedDict()
+        self._served_ids: collections.OrderedDict[int, None] = collections.OrderedDict()
 
     def serves(self, request_id: int | None) -> bool:
-        """The request is one of ours (the GUI refreshes its list for these)."""
+        """The request is or was one of ours (the GUI follows these), even when its
+        turn is over by the time the GUI thread asks."""
         with self._lock:
-            return request_id in self._routes
+            return request_id in self._served_ids
 
     def begin(self, chat: ChatRequest, loop: asyncio.AbstractEventLoop) -> ServedTurn:
         """Store the conversation (new, or the one this history continues) and send the
@@ -77,6 +81,9 @@ class ServedTurns:
         request_id = self.session.engine.new_request_id()
         with self._lock:
             self._routes[request_id] = route  # before send: its events may come from inside it
+            self._served_ids[request_id] = None
+            while len(self._served_ids) > SERVED_IDS_KEPT:
+                self._served_ids.popitem(last=False)
         try:
             self.session.send(
                 conversation_id, chat.messages[-1]["content"], chat.sampling, request_id

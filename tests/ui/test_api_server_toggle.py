@@ -67,3 +67,33 @@ def test_closing_the_window_while_serving_stops_the_server(qtbot, window):
     assert toggle.server is None
     with socket.socket() as again:
         again.bind(("127.0.0.1", port))  # the listening socket was closed
+
+
+def test_a_served_turn_in_the_shown_conversation_shows_in_the_chat_and_panel(qtbot, window):
+    toggle = window.api_server
+    toggle.port = 0
+    with qtbot.waitSignal(toggle.server_started, timeout=TIMEOUT) as started:
+        toggle.action.trigger()
+    url = started.args[0]
+    model_id = window.engine.model_info.model_path.rsplit("/", 1)[-1].removesuffix(".gguf")
+    history = [{"role": "user", "content": "Name a fruit."}]
+    with openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=120) as client:
+        first = client.chat.completions.create(model=model_id, messages=history, max_tokens=5)
+        conversation_id = first.model_extra["glassbox"]["conversation_id"]
+        with qtbot.waitSignal(window.controller.conversation_opened, timeout=TIMEOUT):
+            window.controller.open_conversation(conversation_id)
+        assert len(window.panel.turns()) == 1
+        history += [
+            {"role": "assistant", "content": first.choices[0].message.content},
+            {"role": "user", "content": "Another one."},
+        ]
+        with qtbot.waitSignal(window.bridge.turn_started, timeout=TIMEOUT):
+            second = client.chat.completions.create(model=model_id, messages=history, max_tokens=5)
+    assert second.model_extra["glassbox"]["conversation_id"] == conversation_id
+    qtbot.waitUntil(lambda: len(window.panel.turns()) == 2, timeout=TIMEOUT)
+    roles = [w.role for w in window.chat.message_widgets()]
+    assert roles == ["user", "assistant", "user", "assistant"]
+    stored = window.store.turn_metrics(conversation_id)
+    assert window.panel.turns() == stored
+    with qtbot.waitSignal(toggle.server_stopped, timeout=TIMEOUT):
+        toggle.action.trigger()

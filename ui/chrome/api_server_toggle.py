@@ -3,9 +3,10 @@
 The server (app.server.ApiServer) runs on its own thread; starting and stopping
 it (binding the socket, joining its thread) run on the window's BackgroundTasks,
 never on the GUI thread. While it serves, the session's listener feeds the server
-first and then the bridge, so the window still sees every event. A request that
-makes or continues a conversation refreshes the conversations list when it is
-submitted and when its reply is stored.
+first and then the bridge, so the window still sees every event. A served request
+refreshes the conversations list when it is submitted and when its reply is
+stored; while its conversation is the one shown, the chat shows its messages and
+the panel its live strip and stored metrics, as for a typed message.
 
 The key, when one is wanted, comes from the environment variable named in
 API_KEY_ENV, never from the settings file.
@@ -24,7 +25,7 @@ from app.gui_settings import GuiSettings
 from app.server import DEFAULT_HOST, DEFAULT_PORT, ApiServer
 from app.session import ChatSession, RequestSubmitted
 from ui.chrome.conversations import ConversationsController
-from ui.infra.bridge import EngineBridge
+from ui.infra.bridge import EngineBridge, FrameTokens
 from ui.infra.error_dialog import show_error
 from ui.infra.tasks import BackgroundTasks, describe_error
 
@@ -62,7 +63,8 @@ class ApiServerToggle(QObject):
         self.conversations, self.settings, self.window = conversations, settings, window
         self.host, self.port = host, port
         self.server: ApiServer | None = None
-        self._served: set[int] = set()  # request ids of served turns not yet finished
+        self._served: dict[int, int] = {}  # request id -> conversation id, until it finishes
+        self._live: set[int] = set()  # served turns the panel's live strip follows
 
         self.menu = QMenu("Ser&ver", window)
         self.action = QAction(OFF_TEXT, self)
@@ -83,6 +85,8 @@ class ApiServerToggle(QObject):
         self.menu.setToolTipsVisible(True)
 
         bridge.request_submitted.connect(self._on_bridge_request_submitted)
+        bridge.turn_started.connect(self._on_bridge_turn_started)
+        bridge.tokens_received.connect(self._on_bridge_tokens_received)
         bridge.turn_finished.connect(self._on_bridge_turn_finished)
 
     # ---- commands -----------------------------------------------------------------------
@@ -160,23 +164,46 @@ class ApiServerToggle(QObject):
 
     def _on_bridge_request_submitted(self, event: RequestSubmitted) -> None:
         server = self.server
-        if server is None or event.request_id is None:
-            return
-        # A fast turn may be over before this reaches the GUI thread, but its new
-        # conversation is still missing from the list.
-        missing = self.conversations.sidebar.model.row_of(event.conversation_id) is None
-        if server.served.serves(event.request_id) or missing:
-            self._served.add(event.request_id)
+        # serves() remembers a request whose turn has ended before this reached us.
+        if (
+            server is not None
+            and event.request_id is not None
+            and server.served.serves(event.request_id)
+        ):
+            self._served[event.request_id] = event.conversation_id
             self.conversations.refresh_conversations()
+            if self._shown(event.conversation_id):
+                self.conversations.open_conversation(event.conversation_id)  # the new message
+
+    def _on_bridge_turn_started(self, event: ev.TurnStarted) -> None:
+        conversation_id = self._served.get(event.request_id or -1)
+        if conversation_id is not None and self._shown(conversation_id):
+            self._live.add(event.request_id or -1)
+            self.conversations.panel.begin_live(event)
+
+    def _on_bridge_tokens_received(self, batch: FrameTokens) -> None:
+        if batch.request_id in self._live:
+            self.conversations.panel.add_tokens([token.t_ns for token in batch.tokens])
 
     def _on_bridge_turn_finished(self, event: ev.TurnFinished) -> None:
-        # The session stores a reply before it passes the TurnFinished on, so the
-        # list read now has the reply's time and order.
-        if event.request_id in self._served:
-            self._served.discard(event.request_id)
-            self.conversations.refresh_conversations()
+        # The session stores a reply before it passes the TurnFinished on, so what is
+        # read from the store now has the reply, its time and its metrics.
+        conversation_id = self._served.pop(event.request_id or -1, None)
+        if conversation_id is None:
+            return
+        self.conversations.refresh_conversations()
+        if event.request_id in self._live:
+            self._live.discard(event.request_id or -1)
+            partial = event.metrics.stop_reason in ("cancelled", "error")
+            state = event.metrics.stop_reason or "finished"
+            self.conversations.panel.end_live(None if partial else event.metrics, state=state)
+        if self._shown(conversation_id):
+            self.conversations.open_conversation(conversation_id)  # the reply and its plots
 
     # ---- helpers ------------------------------------------------------------------------
+    def _shown(self, conversation_id: int) -> bool:
+        return conversation_id == self.conversations.conversation_id
+
     def _set_action(self, on: bool, detail: str = "") -> None:
         self.action.blockSignals(True)
         self.action.setChecked(on)
