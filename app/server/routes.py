@@ -43,9 +43,14 @@ CLIENT_CLOSED = 499
 
 
 def model_ids(served: ServedTurns) -> tuple[str, ...]:
-    """The loaded model's id: its file name without .gguf (stable, and what users see)."""
+    """The loaded model's id: its file name without .gguf (stable, and what users see),
+    or, for a window on a remote server, the server's own name for its model."""
     info = served.session.engine.model_info
-    return (Path(info.model_path).stem,) if info is not None else ()
+    if info is None:
+        return ()
+    if info.backend == "remote":
+        return (info.model_name,)
+    return (Path(info.model_path).stem,)
 
 
 def build_app(

@@ -321,3 +321,21 @@ def test_two_clients_at_once_are_queued_and_both_stored_with_queue_time(server, 
     assert sorted(c.title for c in conversations) == ["API · First one.", "API · Second one."]
     stored = [store.messages(c.id)[-1].metrics for c in conversations]
     assert all(m is not None and m.queue_ms is not None and m.output_tokens for m in stored)
+
+
+def test_model_id_is_the_file_name_or_a_remote_servers_own_name():
+    from types import SimpleNamespace
+
+    from app.engine import events as ev
+    from app.server.routes import model_ids
+
+    def served(info):
+        return SimpleNamespace(session=SimpleNamespace(engine=SimpleNamespace(model_info=info)))
+
+    local = ev.ModelLoaded(model_path="/models/SmolLM2-135M.Q4_1.gguf", model_name="Smollm2")
+    remote = ev.ModelLoaded(
+        model_path="http://127.0.0.1:8080/v1", model_name="qwen2.5", backend="remote"
+    )
+    assert model_ids(served(local)) == ("SmolLM2-135M.Q4_1",)
+    assert model_ids(served(remote)) == ("qwen2.5",)
+    assert model_ids(served(None)) == ()
