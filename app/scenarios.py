@@ -235,6 +235,13 @@ class ScenarioRunner:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def load(self, names: list[str]) -> None:
+        """Load now the engines these scenarios will use (a fresh engine is never kept)."""
+        for name in names:
+            scenario = SCENARIOS[name]
+            if not scenario.fresh_engine:
+                self._engine_for(self.runtime.with_changes(n_ctx=scenario.n_ctx).validate())
+
     def run(self, name: str) -> ScenarioResult:
         scenario = SCENARIOS.get(name)
         if scenario is None:

@@ -182,3 +182,51 @@ def test_cold_start_demo_shows_the_load_on_the_timeline(qtbot, bundled_model):
     assert "Cold start" in window.statusBar().currentMessage()
     demos.tasks.wait(30)
     shoot(window, "demo-cold-start")
+
+
+def test_prompt_view_tokenizes_the_last_prompt_with_the_model(qtbot, bundled_model):
+    from PySide6.QtWidgets import QMainWindow
+
+    from ui.chrome.prompt_inspector import PromptInspector
+    from ui.internals.panel import InternalsPanel
+
+    history = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi there"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue."},  # the reply: not part of its prompt
+    ]
+
+    class Session:
+        def history(self, conversation_id):
+            assert conversation_id == 5
+            return [dict(m) for m in history]
+
+    class Controller:
+        conversation_id = 5
+
+    class Engine:
+        model_info = ev.ModelLoaded(model_path=str(bundled_model))
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    panel = InternalsPanel()
+    window.setCentralWidget(panel)
+    inspector = PromptInspector(Session(), Controller(), Engine(), panel, window)
+    window.resize(600, 1000)
+    window.show()
+    inside = panel.inside
+    play_turn(inside, dropped=0)  # a finished turn: 100 of its prompt tokens were cached
+    inside.setCurrentWidget(inside.prompt_view)
+    view = inside.prompt_view
+    view.button.click()
+    qtbot.waitUntil(lambda: view.prompt is not None, timeout=300_000)
+    counts = view.prompt.counts()
+    assert counts["system"] and counts["user"] and counts["assistant"] and counts["template"]
+    assert f"{sum(counts.values())} prompt tokens" in view.counts.text()
+    assert "<|im_start|>" in view.tokens.toPlainText()
+    assert "Blue" not in view.tokens.toPlainText()
+    assert view.button.isEnabled()
+    inspector.tasks.wait(30)
+    shoot(inside, "prompt")

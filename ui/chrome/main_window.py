@@ -32,6 +32,7 @@ from ui.chrome.crash_banner import CrashBanner
 from ui.chrome.demos_menu import DemosMenu
 from ui.chrome.file_menu import FileMenuActions
 from ui.chrome.model_picker import ModelPicker
+from ui.chrome.prompt_inspector import PromptInspector
 from ui.chrome.status_bar import EngineStatusBar
 from ui.chrome.thread_tuner import ThreadTuner
 from ui.dialogs.models import ModelsDialog
@@ -201,6 +202,7 @@ class MainWindow(QMainWindow):
         self.menuBar().addMenu(self.api_server.menu)
         self.demos = DemosMenu(engine, self.panel, self.status, self)  # scenarios (app.scenarios)
         self.menuBar().addMenu(self.demos.menu)
+        self.prompt_inspector = PromptInspector(session, self.controller, engine, self.panel, self)
         self.resize(1400, 860)
         self.resizeDocks([self.dock], [560], Qt.Orientation.Horizontal)
         # The message box, not the first widget in tab order (conversation search).

@@ -29,6 +29,7 @@ from ui.internals.bandwidth_view import BandwidthView
 from ui.internals.diagnosis_view import DiagnosisView
 from ui.internals.kv_view import KvView
 from ui.internals.latency_view import LatencyView
+from ui.internals.prompt_view import PromptView
 from ui.internals.timeline_view import TimelineView
 
 
@@ -56,12 +57,14 @@ class InsideTabs(QTabWidget):
         self.latency_view = LatencyView()
         self.kv_view = KvView()
         self.bandwidth_view = BandwidthView()
+        self.prompt_view = PromptView()
         tabs: Sequence[tuple[QWidget, str, str]] = (
             (self.diagnosis_view, "Why slow?", "Which part of the last turn took the time"),
             (self.timeline_view, "Timeline", "The last turn to scale, from send to stop"),
             (self.latency_view, "Tail latency", "Inter-token latency and session percentiles"),
             (self.kv_view, "KV cache", "Cache cells and bytes, and how their size is computed"),
             (self.bandwidth_view, "Bandwidth", "The decode rate memory bandwidth allows"),
+            (self.prompt_view, "Prompt", "The last prompt as the model's tokens"),
         )
         for widget, title, tip in tabs:
             index = self.addTab(widget, title)
