@@ -80,6 +80,8 @@ class ApiServerToggle(QObject):
         self.menu.addAction(self.action)
         self.copy_action = QAction("&Copy API URL", self)
         self.copy_action.setEnabled(False)
+        self.copy_action.setToolTip("Copy the server's base URL, for a client's settings")
+        self.copy_action.setStatusTip(self.copy_action.toolTip())
         self.copy_action.triggered.connect(self._on_copy_action_triggered)
         self.menu.addAction(self.copy_action)
         self.menu.setToolTipsVisible(True)
