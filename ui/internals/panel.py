@@ -43,6 +43,10 @@ READOUT_INTERVAL_MS = 200
 # window's CPU per token was 1.23 ms at 20 Hz and 1.02 ms at 10 Hz. On 2 cores every
 # millisecond the GUI takes is taken from a decode thread.
 PLOT_FRAME_MS = 100
+# The per-turn plots draw a long conversation's newest turns only: a bar or symbol per
+# turn costs paint time (1,000 turns took 15-60 ms a plot per repaint, a stall each), and
+# a 300 px plot cannot show more bars than this apart. The axis says so.
+PLOT_TURNS = 200
 # Below this width the readout shows one figure a row and the live plots stack.
 NARROW_WIDTH = 470
 READOUT_HEIGHTS = {2: 112, 1: 196}  # by columns: fixed, see the readout's comment
@@ -294,7 +298,8 @@ class InternalsPanel(QWidget):
     def _redraw(self) -> None:
         if self._stale_plots:
             plot = self._stale_plots.pop(0)
-            plot.set_turns([m for _mid, m in self._turns])
+            shown = self._turns[-PLOT_TURNS:]
+            plot.set_turns([m for _mid, m in shown], first_turn=len(self._turns) - len(shown) + 1)
             plot.set_highlight(self._turn_of(self._highlight_id))
         if self._dirty_live:
             self.tokens_plot.set_points(self._live_times_ms, range(1, len(self._live_times_ms) + 1))

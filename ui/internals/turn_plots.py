@@ -116,6 +116,8 @@ class TurnPlot(pg.PlotWidget):
         self.plotItem.addItem(self.highlight, ignoreBounds=True)
         self.empty = EmptyState(self, "No replies yet in this conversation", ("left", "right"))
         self.n_turns = 0
+        self.first_turn = 1  # the turn number of the first point (a long history shows its end)
+        self.total_turns = 0
         cache_axes(self)
         self.apply_palette()
         self._show_empty(True)
@@ -160,15 +162,25 @@ class TurnPlot(pg.PlotWidget):
         self.highlight.setRegion((turn - 0.45, turn + 0.45))
         self.highlight.show()
 
+    def _xs(self, n: int, first_turn: int) -> list[int]:
+        """x of each point: its turn number (a click or highlight maps back to the turn)."""
+        self.first_turn = first_turn
+        return list(range(first_turn, first_turn + n))
+
     def _fit_x(self, n: int) -> None:
         self.n_turns = n
         self._show_empty(n == 0)
         if n == 0:
             return
-        self.plotItem.setXRange(0.4, n + 0.6, padding=0)
+        first, last = self.first_turn, self.first_turn + n - 1
+        self.plotItem.setXRange(first - 0.6, last + 0.6, padding=0)
         self.plotItem.getAxis("bottom").setTicks(
-            [[(i, str(i)) for i in range(1, n + 1)]] if n <= 20 else None
+            [[(i, str(i)) for i in range(first, last + 1)]] if n <= 20 else None
         )
+        label = "assistant turn"
+        if first > 1:
+            label += f" (the last {n} of {last})"
+        self.plotItem.setLabel("bottom", label)
 
 
 def _bars(color: str, name: str) -> pg.BarGraphItem:
@@ -191,8 +203,8 @@ class TtftPlot(TurnPlot):
         self.plotItem.addItem(self.queue_bars)
         self.plotItem.addItem(self.prefill_bars)
 
-    def set_turns(self, metrics: Sequence[TurnMetrics]) -> None:
-        xs = list(range(1, len(metrics) + 1))
+    def set_turns(self, metrics: Sequence[TurnMetrics], first_turn: int = 1) -> None:
+        xs = self._xs(len(metrics), first_turn)
         queue = [_zero(m.queue_ms) for m in metrics]
         rest = [max(0.0, _zero(m.ttft_ms) - q) for m, q in zip(metrics, queue)]
         self.queue_bars.setOpts(x=xs, height=queue, y0=[0.0] * len(xs))
@@ -233,14 +245,15 @@ class RatePlot(TurnPlot):
             symbolPen=None,
         )
 
-    def set_turns(self, metrics: Sequence[TurnMetrics]) -> None:
+    def set_turns(self, metrics: Sequence[TurnMetrics], first_turn: int = 1) -> None:
+        xs = self._xs(len(metrics), first_turn)
         # Turns without a figure (cancelled before decode, crashed) get no point: NaN
         # symbol positions can crash Qt's raster painter.
         values: list[float] = []
         for curve, name in ((self.prefill, "prefill_tok_s"), (self.decode, "decode_tok_s")):
             points = [
-                (float(i), float(v))
-                for i, m in enumerate(metrics, start=1)
+                (float(x), float(v))
+                for x, m in zip(xs, metrics)
                 if (v := getattr(m, name)) is not None and math.isfinite(v)
             ]
             curve.setData([p[0] for p in points], [p[1] for p in points])
@@ -292,12 +305,12 @@ class KvPlot(TurnPlot):
             self.total_line.setValue(cells_total)
             self.total_line.show()
 
-    def set_turns(self, metrics: Sequence[TurnMetrics]) -> None:
+    def set_turns(self, metrics: Sequence[TurnMetrics], first_turn: int = 1) -> None:
         for m in reversed(metrics if not self.cells_total else []):  # the loaded model's wins
             if m.kv_cells_total and m.kv_bytes_total:
                 self.set_capacity(m.kv_cells_total, m.kv_bytes_total)
                 break
-        xs = list(range(1, len(metrics) + 1))
+        xs = self._xs(len(metrics), first_turn)
         # A turn whose cache use is not known (the engine died during it) gets no bar,
         # as the readout shows "KV -/-" for it.
         known = [m.kv_cells_used is not None for m in metrics]
