@@ -1,0 +1,331 @@
+"""BatchedEngine: the local model decoding up to N requests at once (app.engine.batch_worker).
+
+Parent side, no llama_cpp: it starts the batched worker process, forwards
+requests and cancels as they come (the worker lets a request join the running
+batch at its next step), and passes the worker's events on. Used for the load
+experiment's "batched" mode, next to LocalEngine's one-at-a-time
+"sequential" mode; n_parallel = 1 is the same loop with one slot.
+
+Not the chat's engine: the window and `glassbox chat` keep LocalEngine (its
+prompt cache across turns, thread tuning, repack fallback). Weight repacking
+here is off unless the settings say "on": a fallback after a crash is
+LocalEngine's business.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from app.engine import events as ev
+from app.engine import thread_tuning
+from app.engine.pending_turn import MessagesSource, PendingTurn, exit_signal_name
+from app.engine.request_ids import RequestIds
+from app.engine.worker_process import (
+    CLOSE_GRACE_S,
+    _main_module_hidden,
+    new_log_path,
+    read_log_tail,
+    spawn_context,
+)
+from app.errors import EngineUnavailableError, GlassboxError
+from app.metrics import TurnMetrics
+from app.settings import RuntimeSettings, SamplingSettings
+
+MAX_PARALLEL = 32
+
+
+class BatchedEngine:
+    """Streams events to on_event (or the next_event() queue), like LocalEngine."""
+
+    def __init__(self, n_parallel: int, on_event: ev.EventSink | None = None) -> None:
+        if not 1 <= n_parallel <= MAX_PARALLEL:
+            raise GlassboxError(f"parallel sequences must be 1..{MAX_PARALLEL}, got {n_parallel}")
+        self.n_parallel = n_parallel
+        self._events: queue.Queue[ev.EngineEvent] = queue.Queue()
+        self._sink: ev.EventSink = on_event or self._events.put
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._ids = RequestIds()
+        self._load_ids = itertools.count(1)
+        self._ctx = spawn_context()
+        self._cancel_load = self._ctx.Event()
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self._reader: threading.Thread | None = None
+        self._requests: dict[int, PendingTurn] = {}  # submitted, not finished
+        self._loading: int | None = None  # the load id in flight
+        self._closed = False
+        self._crashed = False
+        self.model_info: ev.ModelLoaded | None = None
+        self.tuning_context = "headless"
+        self.log_path = new_log_path()
+
+    # -- the Engine protocol -----------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            if self._closed:
+                return "closed"
+            if self._loading is not None:
+                return "loading"
+            if self._crashed:
+                return "crashed"
+            if self._requests:
+                return "generating"
+            return "ready" if self.model_info is not None else "idle"
+
+    @property
+    def tuning(self) -> bool:
+        return False
+
+    def tune(
+        self,
+        counts: Sequence[int] | None = None,
+        *,
+        rounds: int | None = None,
+        decode_tokens: int | None = None,
+    ) -> bool:
+        return False  # LocalEngine measures threads; this engine uses what it stored
+
+    def load(self, model_path: str | Path, settings: RuntimeSettings | None = None) -> int:
+        """Start a fresh worker with this model; ModelLoaded or an EngineError follows."""
+        settings = (settings or RuntimeSettings()).validate()
+        if settings.n_batch < self.n_parallel:
+            raise GlassboxError(
+                f"the batch size ({settings.n_batch}) must hold one token per sequence "
+                f"({self.n_parallel})"
+            )
+        resolved, _source = thread_tuning.resolve_threads(settings, str(model_path), "headless")
+        load_id = next(self._load_ids)
+        self._stop_worker()
+        with self._lock:
+            if self._closed:
+                raise EngineUnavailableError("the engine is closed")
+            self._loading, self._crashed, self.model_info = load_id, False, None
+        self._emit(ev.ModelLoadStarted(model_path=str(model_path), load_id=load_id))
+        self._start_worker()
+        self._send(
+            (
+                "load",
+                {
+                    "load_id": load_id,
+                    "path": str(model_path),
+                    "settings": resolved.to_dict(),
+                    "n_parallel": self.n_parallel,
+                    "use_extra_bufts": settings.repack == "on",
+                },
+            )
+        )
+        return load_id
+
+    def new_request_id(self) -> int:
+        return self._ids.new()
+
+    def submit(
+        self,
+        messages: MessagesSource,
+        sampling: SamplingSettings | None = None,
+        request_id: int | None = None,
+    ) -> int:
+        sampling = (sampling or SamplingSettings()).validate()
+        rid = request_id if request_id is not None else self.new_request_id()
+        if self._closed:
+            raise EngineUnavailableError("the engine is closed")
+        if self._ids.submitted(rid):
+            self._emit(
+                ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
+            )
+            return rid
+        resolved = list(messages() if callable(messages) else messages)
+        request = PendingTurn(rid, resolved, sampling, time.monotonic_ns())
+        with self._lock:
+            unusable = (self.model_info is None and self._loading is None) or self._crashed
+            waiting = sum(1 for r in self._requests.values() if r.started is None)
+            running = len(self._requests) - waiting
+            ahead = waiting + (running if running >= self.n_parallel else 0)
+            if not unusable:
+                self._requests[rid] = request
+        if unusable:
+            message = "the batched engine has no model: load one first"
+            for event in ev.failed_turn(rid, message):
+                self._emit(event)
+            return rid
+        self._emit(ev.RequestQueued(request_id=rid, position=ahead))
+        payload = {
+            "request_id": rid,
+            "messages": [dict(m) for m in resolved],
+            "sampling": sampling.to_dict(),
+            "submit_ns": request.submit_ns,
+        }
+        self._send(("chat", payload))
+        return rid
+
+    def cancel(self, request_id: int | None = None) -> None:
+        with self._lock:
+            targets = [r for r in self._requests if request_id in (None, r)]
+            if not targets:
+                self._ids.cancel_before_submit(request_id)
+        for rid in targets:
+            self._send(("cancel", rid))
+
+    def restart(self) -> None:
+        info = self.model_info
+        if info is None:
+            raise EngineUnavailableError("no model has been loaded yet")
+        self.load(info.model_path, RuntimeSettings.from_dict(info.settings))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop_worker()
+        self.log_path.unlink(missing_ok=True)
+
+    def set_listener(self, on_event: ev.EventSink) -> None:
+        self._sink = on_event
+
+    def next_event(self, timeout: float | None = None) -> ev.EngineEvent:
+        return self._events.get(timeout=timeout)
+
+    def log_tail(self, lines: int = 20) -> list[str]:
+        return read_log_tail(self.log_path)[-lines:]
+
+    def __enter__(self) -> BatchedEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the worker ------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        from app.engine.batch_worker import batch_main  # noqa: PLC0415 - the child's code
+
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=batch_main,
+            args=(child_conn, self._cancel_load, str(self.log_path)),
+            name="glassbox-batch-worker",
+            daemon=True,
+        )
+        with _main_module_hidden():  # as LocalEngine's worker: spawn must not rerun __main__
+            proc.start()
+        child_conn.close()  # our copy of its end must go, or EOF never comes
+        reader = threading.Thread(
+            target=self._read, args=(parent_conn, proc), daemon=True, name="glassbox-batch-reader"
+        )
+        with self._lock:
+            self._proc, self._conn, self._reader = proc, parent_conn, reader
+        reader.start()
+
+    def _stop_worker(self) -> None:
+        with self._lock:
+            proc, conn, reader = self._proc, self._conn, self._reader
+            self._proc = self._conn = self._reader = None
+            ended = list(self._requests.values())
+            self._requests.clear()
+        if proc is None or conn is None:
+            return
+        try:
+            with self._send_lock:
+                conn.send(("close", None))
+        except (OSError, ValueError):
+            pass
+        proc.join(CLOSE_GRACE_S)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(CLOSE_GRACE_S)
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(CLOSE_GRACE_S)
+        conn.close()
+        for request in ended:
+            metrics = request.crashed_metrics()
+            metrics.stop_reason = "cancelled"
+            self._emit(ev.TurnFinished(request_id=request.request_id, metrics=metrics))
+
+    def _send(self, message: Any) -> None:
+        with self._lock:
+            conn = self._conn
+        if conn is None:
+            return
+        try:
+            with self._send_lock:
+                conn.send(message)
+        except (OSError, ValueError):
+            pass  # the reader reports the dead worker
+
+    def _read(self, conn: Connection, proc: Any) -> None:
+        while True:
+            try:
+                ready = wait([conn, proc.sentinel])
+                if conn not in ready:
+                    raise EOFError
+                event = conn.recv()
+            except (EOFError, OSError, ValueError):
+                proc.join(1.0)
+                self._on_exit(proc)
+                return
+            self._on_event(event)
+
+    def _on_event(self, event: ev.EngineEvent) -> None:
+        with self._lock:
+            request = self._requests.get(event.request_id) if event.request_id else None
+            if isinstance(event, ev.ModelLoaded):
+                self.model_info, self._loading = event, None
+            elif isinstance(event, ev.EngineError) and event.request_id is None:
+                self._loading = None
+            elif request is not None:
+                if isinstance(event, ev.TurnStarted):
+                    request.started = event
+                elif isinstance(event, ev.Token):
+                    if request.first_token_ns is None:
+                        request.first_token_ns = event.t_ns
+                    request.token_times.append(event.t_ns)
+                elif isinstance(event, ev.TurnFinished):
+                    del self._requests[event.request_id]  # type: ignore[arg-type]
+        self._emit(event)
+
+    def _on_exit(self, proc: Any) -> None:
+        with self._lock:
+            if proc is not self._proc:
+                return  # stopped on purpose
+            self._proc = self._conn = self._reader = None
+            self._crashed = True
+            loading, self._loading = self._loading, None
+            ended = list(self._requests.values())
+            self._requests.clear()
+        code = proc.exitcode
+        status = exit_signal_name(code) or f"exit code {code}"
+        tail = self.log_tail()
+        message = f"the batched engine process died ({status})"
+        if loading is not None:
+            self._emit(ev.EngineError(message=message, load_id=loading))
+        for request in ended:
+            self._emit(
+                ev.EngineCrashed(
+                    request_id=request.request_id,
+                    exit_code=code,
+                    signal_name=exit_signal_name(code),
+                    log_tail=tail,
+                    message=message,
+                )
+            )
+            self._emit(
+                ev.TurnFinished(request_id=request.request_id, metrics=request.crashed_metrics())
+            )
+
+    def _emit(self, event: ev.EngineEvent) -> None:
+        try:
+            self._sink(event)
+        except Exception:
+            traceback.print_exc()
