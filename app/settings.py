@@ -6,6 +6,7 @@ that names the field and the reason, so dialogs and the CLI show it as is.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -124,6 +125,15 @@ def gui_runtime_defaults() -> RuntimeSettings:
     return RuntimeSettings()
 
 
+# SamplingSettings' float fields and their names in messages.
+_SAMPLING_FLOATS = {
+    "temperature": "temperature",
+    "top_p": "top-p",
+    "min_p": "min-p",
+    "repeat_penalty": "repeat penalty",
+}
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     """Settings that apply to one request."""
@@ -138,6 +148,11 @@ class SamplingSettings:
     stop: tuple[str, ...] = ()
 
     def validate(self) -> SamplingSettings:
+        # NaN compares false with everything, so it would slip through the range checks.
+        for name, label in _SAMPLING_FLOATS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise SettingsError(f"{label} must be a finite number, got {value!r}")
         if self.temperature < 0:
             raise SettingsError(f"temperature must be 0 or more, got {self.temperature}")
         if self.top_k < 0:

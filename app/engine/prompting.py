@@ -32,30 +32,52 @@ def fit_history(
     """Drop the oldest turns until the prompt plus `reserve` output tokens fit in n_ctx.
 
     System messages are kept. Returns (kept messages, number dropped, prompt tokens).
-    Raises ContextOverflowError when the newest message alone cannot fit.
+    Raises ContextOverflowError when the newest message alone cannot fit. The last
+    call to count_tokens is always for the kept messages (the worker keeps the
+    tokens of that call).
+
+    The kept history starts at a user message (never an orphaned reply), or is the
+    newest message alone. Fewer messages never take more tokens, so the first start
+    that fits is found by bisection: a history of thousands of messages costs about
+    a dozen tokenizations instead of one per dropped exchange.
     """
     system = [m for m in messages if m["role"] == "system"]
     rest = [m for m in messages if m["role"] != "system"]
-    dropped = 0
-    while True:
-        kept = system + rest
-        tokens = count_tokens(kept)
-        if tokens + reserve <= n_ctx:
-            return kept, dropped, tokens
-        if len(rest) <= 1:
-            if tokens < n_ctx:
-                # It fits, just with less room for the reply than asked for.
-                return kept, dropped, tokens
+    last = max(len(rest) - 1, 0)
+    starts = sorted({0, last} | {i for i in range(1, last) if rest[i]["role"] != "assistant"})
+    counted: dict[int, int] = {}
+    last_counted = -1
+
+    def tokens_from(start: int) -> int:
+        nonlocal last_counted
+        if start not in counted:
+            counted[start] = count_tokens(system + rest[start:])
+            last_counted = start
+        return counted[start]
+
+    lo, hi = 0, len(starts) - 1
+    if tokens_from(starts[0]) + reserve > n_ctx:
+        # Invariant: starts[lo] does not fit; find the first start that does.
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if tokens_from(starts[mid]) + reserve <= n_ctx:
+                hi = mid
+            else:
+                lo = mid
+        chosen = starts[hi]
+        tokens = tokens_from(chosen)
+        if tokens + reserve > n_ctx and tokens >= n_ctx:
             raise ContextOverflowError(
                 f"the message is {tokens} tokens but the context holds {n_ctx} tokens; "
                 "shorten it or load the model with a larger context (--ctx)"
             )
-        # Drop the oldest exchange: a user message and the reply that followed it.
-        rest.pop(0)
-        dropped += 1
-        while len(rest) > 1 and rest[0]["role"] == "assistant":
-            rest.pop(0)
-            dropped += 1
+        # Otherwise it fits, perhaps with less room for the reply than asked for.
+    else:
+        chosen = starts[0]
+    if last_counted != chosen:
+        counted.pop(chosen)
+        tokens_from(chosen)  # the caller keeps the tokens of the last call
+    return system + rest[chosen:], chosen, counted[chosen]
 
 
 def find_stop(text: str, stops: Sequence[str], search_from: int) -> int:
