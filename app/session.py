@@ -55,6 +55,7 @@ class _Turn:
     parts: list[str] = field(default_factory=list)
     last_index: int = -1  # index of the last Token in parts
     last_flush: float = 0.0
+    prefix: str = ""  # Continue: the reply's text before this turn, kept in front of it
 
 
 class ChatSession:
@@ -112,13 +113,33 @@ class ChatSession:
         self.store.update_message_content(last_user.id, text, partial=False)
         return self._submit(conversation_id, last_user.id, sampling, request_id)
 
+    def continue_reply(
+        self, conversation_id: int, sampling: SamplingSettings, request_id: int | None = None
+    ) -> int:
+        """Generate more of the last reply (cut at the token limit), appended in place.
+
+        The model sees the history with that reply as the start of its answer. The
+        stored message keeps its text and gains the new text; its figures become the
+        continuation's. A continuation that produces nothing leaves it as it was.
+        """
+        messages = self.store.messages(conversation_id)
+        if not messages or messages[-1].role != "assistant" or not messages[-1].content:
+            raise ValueError("the conversation does not end with a reply to continue")
+        reply = messages[-1]
+        users = [m for m in messages if m.role == "user"]
+        if not users:
+            raise ValueError("the conversation has no user message to answer")
+        return self._submit(
+            conversation_id, users[-1].id, sampling, request_id, continue_message=reply
+        )
+
     def streamed(self, request_id: int) -> tuple[str, int] | None:
         """The reply's text so far and the index of its last token (-1: none yet), or
         None once the turn has ended. A view that shows this text skips the Token
         events it covers (index <= the one returned) still on their way to it."""
         with self._lock:
             turn = self._turns.get(request_id)
-            return None if turn is None else ("".join(turn.parts), turn.last_index)
+            return None if turn is None else (turn.prefix + "".join(turn.parts), turn.last_index)
 
     def cancel(self, request_id: int | None = None) -> None:
         self.engine.cancel(request_id)
@@ -157,6 +178,7 @@ class ChatSession:
         user_message_id: int,
         sampling: SamplingSettings,
         request_id: int | None = None,
+        continue_message: Message | None = None,
     ) -> int:
         if sampling.seed is None:
             # A seed left to chance is drawn here rather than in the worker, so the stored
@@ -164,19 +186,25 @@ class ChatSession:
             sampling = sampling.with_changes(seed=random.getrandbits(32))
 
         def messages() -> list[dict[str, str]]:
+            if continue_message is not None:  # ends with the reply to go on from
+                return self.history(conversation_id, continue_message.id)
             return self.history(conversation_id, user_message_id)
 
         # The reply's row is created now, right after its user message, so the
         # stored order is user, reply, user, reply even when a second message is
         # sent before the first reply starts; history() relies on that order.
-        placeholder = self.store.add_message(conversation_id, "assistant", "", partial=True)
+        if continue_message is not None:
+            placeholder, prefix = continue_message, continue_message.content
+        else:
+            placeholder = self.store.add_message(conversation_id, "assistant", "", partial=True)
+            prefix = ""
         # The id comes first, so the turn is registered and announced before any
         # of its events can arrive (they may come from inside submit()).
         if request_id is None:
             request_id = self.engine.new_request_id()
         with self._lock:
             self._turns[request_id] = _Turn(
-                conversation_id, user_message_id, sampling, placeholder.id
+                conversation_id, user_message_id, sampling, placeholder.id, prefix=prefix
             )
         self._listener(
             RequestSubmitted(
@@ -191,7 +219,8 @@ class ChatSession:
         except BaseException:
             with self._lock:
                 self._turns.pop(request_id, None)
-            self.store.delete_message(placeholder.id)
+            if continue_message is None:
+                self.store.delete_message(placeholder.id)
             # It was announced: close it as every request is closed, then tell the caller.
             self._listener(
                 ev.TurnFinished(request_id=request_id, metrics=TurnMetrics(stop_reason="error"))
@@ -221,7 +250,9 @@ class ChatSession:
     def _maybe_flush(self, turn: _Turn) -> None:
         now = time.monotonic()
         if now - turn.last_flush >= FLUSH_INTERVAL_S:
-            self.store.update_message_content(turn.assistant_message_id, "".join(turn.parts))
+            self.store.update_message_content(
+                turn.assistant_message_id, turn.prefix + "".join(turn.parts)
+            )
             turn.last_flush = now
 
     def _store_reply(self, event: ev.TurnFinished, turn: _Turn) -> ReplyStored | None:
@@ -229,7 +260,15 @@ class ChatSession:
         # A worker-side error ends the turn without the text; the tokens seen hold it.
         text = event.text if event.text or metrics.stop_reason != "error" else "".join(turn.parts)
         partial = metrics.stop_reason in ("cancelled", "error")
-        if not text and not turn.started:
+        if turn.prefix:
+            if not text:
+                # Nothing new: the reply stays as it was (its text, figures and mark).
+                self.store.update_message_content(
+                    turn.assistant_message_id, turn.prefix, partial=False
+                )
+                return None
+            text = turn.prefix + text
+        elif not text and not turn.started:
             # Refused, cancelled while queued, or the engine died first: no reply to keep.
             self.store.delete_message(turn.assistant_message_id)
             return None

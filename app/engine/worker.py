@@ -238,9 +238,17 @@ class Loaded:
         return self.llm.tokenize(text, add_bos=add_bos, special=True)
 
     def render_chat(self, messages: Sequence[Message]) -> tuple[bytes, bool, tuple[str, ...]]:
-        """The prompt text, whether a BOS token goes before it, and the format's stops."""
+        """The prompt text, whether a BOS token goes before it, and the format's stops.
+
+        A history that ends with an assistant message is a reply to continue (Continue
+        on a reply cut at the token limit): the turns before it are rendered with the
+        assistant's opening, and its text follows as is, so the model goes on from it.
+        """
         stops: tuple[str, ...]
         text = None
+        continued = ""
+        if messages and messages[-1]["role"] == "assistant":
+            continued, messages = messages[-1]["content"], messages[:-1]
         if self.formatter is not None:
             try:
                 # The template writes its own BOS when it wants one.
@@ -250,7 +258,8 @@ class Loaded:
                 print(f"glassbox: {exc}; this turn uses the plain prompt format", file=sys.stderr)
         if text is None:
             text, add_bos, stops = plain_prompt(messages), True, PLAIN_STOP
-        return text.encode("utf-8"), add_bos, stops
+            continued = f" {continued}" if continued else ""  # after "Assistant:"
+        return (text + continued).encode("utf-8"), add_bos, stops
 
     def cached_prefix(self, tokens: list[int]) -> int:
         """How many prompt tokens the KV cache can give this prompt.
