@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ KILLS = int(os.environ.get("GLASSBOX_SOAK_KILLS", "10"))
 # One thread: decode threads that spin-wait are slow on a busy 2-core machine, and a
 # short reply keeps each run to a few seconds.
 CHAT_ARGS = [
-    *("chat", "--ctx", "512", "--max-tokens", "24", "--temperature", "0"),
+    *("chat", "--ctx", "512", "--max-tokens", "64", "--temperature", "0"),
     *("--repack", "off", "--threads", "1"),
 ]
 WORKER_EXIT_S = 30.0
@@ -52,8 +53,9 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
 
 
-def _run_chat(home: Path, text: str, kill_after_s: float | None) -> tuple[int, str, bool]:
-    """(return code, stdout, whether it was killed); the worker must be gone afterwards."""
+def _run_chat(home: Path, text: str, kill_after_s: float | None) -> tuple[str, bool, float | None]:
+    """(stdout, whether it was killed, seconds to its first reply text); the worker must
+    be gone afterwards."""
     env = dict(os.environ, GLASSBOX_HOME=str(home), PYTHONPATH=str(REPO_ROOT))
     message = home.parent / "message.txt"
     message.write_text(text, encoding="utf-8")
@@ -66,18 +68,26 @@ def _run_chat(home: Path, text: str, kill_after_s: float | None) -> tuple[int, s
             env=env,
             cwd=REPO_ROOT,
         )
-    killed = False
+    assert proc.stdout is not None
+    started = time.monotonic()
+    deadline = started + (kill_after_s if kill_after_s is not None else 600.0)
+    output, first_output_s = b"", None
     workers: set[int] = set()
-    if kill_after_s is not None:
-        deadline = time.monotonic() + kill_after_s
-        while time.monotonic() < deadline and proc.poll() is None:
-            workers |= _children(proc.pid)
-            time.sleep(0.01)
-        if proc.poll() is None:
-            workers |= _children(proc.pid)
-            proc.send_signal(signal.SIGKILL)
-            killed = True
-    stdout, stderr = proc.communicate(timeout=300)
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers |= _children(proc.pid)
+        ready, _, _ = select.select([proc.stdout], [], [], 0.01)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if chunk and first_output_s is None:
+                first_output_s = time.monotonic() - started
+            output += chunk
+    killed = False
+    if proc.poll() is None:
+        workers |= _children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        killed = True
+    rest, stderr = proc.communicate(timeout=300)
+    output += rest
     # The orphaned worker notices its parent's pipe closed and exits.
     gone_by = time.monotonic() + WORKER_EXIT_S
     while any(_alive(pid) for pid in workers) and time.monotonic() < gone_by:
@@ -88,7 +98,7 @@ def _run_chat(home: Path, text: str, kill_after_s: float | None) -> tuple[int, s
     assert not left, f"worker {left} outlived its killed parent"
     if not killed:
         assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
-    return proc.returncode, stdout.decode(errors="replace"), killed
+    return output.decode(errors="replace"), killed, first_output_s
 
 
 # A run takes a few seconds on a quiet machine, far more on a busy one.
@@ -99,16 +109,21 @@ def test_killed_chat_processes_lose_nothing_they_committed(tmp_path: Path) -> No
     home = tmp_path / "home"
     # One unkilled run first: its length scales the kill moments to this machine.
     started = time.monotonic()
-    _, reply, _ = _run_chat(home, "Warm-up: say hello.", None)
+    reply, _, first_output_s = _run_chat(home, "Warm-up: say hello.", None)
     full_run_s = time.monotonic() - started
-    assert reply.strip()
+    assert reply.strip() and first_output_s is not None
     promised_users: list[str] = ["Warm-up: say hello."]
     promised_replies = 1
     killed_runs = finished_runs = partial_replies = 0
     for i in range(KILLS):
         text = f"Soak {seed}-{i}: name three colours."
-        kill_after = rng.uniform(0.0, full_run_s * 1.1)
-        _, stdout, killed = _run_chat(home, text, kill_after)
+        # Half the kills anywhere in a run (start-up, load, prompt), half while the
+        # reply streams and is flushed, where the writes are.
+        if i % 2:
+            kill_after = rng.uniform(0.0, full_run_s * 1.1)
+        else:
+            kill_after = rng.uniform(first_output_s * 0.9, full_run_s * 1.05)
+        stdout, killed, _ = _run_chat(home, text, kill_after)
         killed_runs += killed
         if stdout:  # a token was printed: the user message had been committed
             promised_users.append(text)
@@ -130,6 +145,7 @@ def test_killed_chat_processes_lose_nothing_they_committed(tmp_path: Path) -> No
         f"kill soak (seed {seed}): {KILLS} runs, {killed_runs} killed, {finished_runs} finished "
         f"first; integrity_check ok after every run; {len(promised_users)} promised user "
         f"messages and {promised_replies} finished replies all kept; {partial_replies} "
-        f"partial replies stored; a full run took {full_run_s:.1f} s"
+        f"partial replies stored; a full run took {full_run_s:.1f} s, its reply began at "
+        f"{first_output_s:.1f} s"
     )
     assert killed_runs >= KILLS // 2
