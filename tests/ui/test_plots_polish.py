@@ -33,11 +33,14 @@ def test_empty_plots_show_a_message_instead_of_axes(panel):
     for plot in [*panel.turn_plots(), panel.tokens_plot, panel.itl_plot]:
         assert plot.empty.shown and plot.empty.item.isVisible()
         assert not plot.plotItem.getAxis("left").style["showValues"]
+        assert plot.plotItem.getAxis("left").grid is False  # no grid lines of nothing
+    assert panel.readout.wordWrap()  # the no-turn-yet sentence wraps in a narrow panel
     panel.set_turns([(10, metrics(0))])
     panel.flush()
     for plot in panel.turn_plots():
         assert not plot.empty.shown and not plot.empty.item.isVisible()
         assert plot.plotItem.getAxis("left").style["showValues"]
+        assert plot.plotItem.getAxis("left").grid
 
 
 def test_legends_are_in_the_titles_and_the_last_bar_is_in_view(panel):

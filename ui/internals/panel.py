@@ -109,6 +109,7 @@ class InternalsPanel(QWidget):
         # Its text must not set the panel's minimum width: the panel picks one or two
         # columns for the width it gets (_fit_to_width).
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.readout.setWordWrap(True)  # the no-turn-yet sentence wraps instead of clipping
         self.readout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
         self.ttft_plot = TtftPlot()

@@ -60,8 +60,14 @@ def legend_html(entries: Sequence[tuple[str, str]]) -> str:
 class EmptyState:
     """A message in the middle of a plot with no data, in place of axes that mean nothing."""
 
-    def __init__(self, plot: pg.PlotWidget, text: str, axes: Sequence[str]) -> None:
-        self._plot, self._axes = plot, tuple(axes)
+    def __init__(
+        self,
+        plot: pg.PlotWidget,
+        text: str,
+        axes: Sequence[str],
+        grid: tuple[bool, bool] = (False, True),
+    ) -> None:
+        self._plot, self._axes, self._grid = plot, tuple(axes), grid
         self.item = pg.TextItem(text, anchor=(0.5, 0.5))
         self.item.setZValue(20)
         plot.plotItem.addItem(self.item, ignoreBounds=True)
@@ -73,12 +79,14 @@ class EmptyState:
         self.item.show()
         for name in self._axes:
             self._plot.plotItem.getAxis(name).setStyle(showValues=False)
+        self._plot.plotItem.showGrid(x=False, y=False)  # grid lines of no data mean nothing
         self.shown = True
 
     def hide(self) -> None:
         self.item.hide()
         for name in self._axes:
             self._plot.plotItem.getAxis(name).setStyle(showValues=True)
+        self._plot.plotItem.showGrid(x=self._grid[0], y=self._grid[1], alpha=0.25)
         self.shown = False
 
     def apply_palette(self, colors: theme.PlotColors) -> None:
@@ -380,7 +388,9 @@ class LivePlot(pg.PlotWidget):
         self.plotItem.disableAutoRange()
         self._x_top = self._y_top = 0.0
         self._set_tops(self._start_x_top, self._start_y_top)
-        self.empty = EmptyState(self, "Appears while a reply is generated", ("left", "bottom"))
+        self.empty = EmptyState(
+            self, "Appears while a reply is generated", ("left", "bottom"), grid=(True, True)
+        )
         self.empty.show(self._start_x_top / 2, self._start_y_top / 2)
         cache_axes(self)
         self.apply_palette()
