@@ -37,6 +37,7 @@ class TurnTrace:
     prompt_tokens: int | None = None
     prompt_tokens_cached: int | None = None
     token_times_ns: list[int] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)  # when the events carried them
     metrics: TurnMetrics | None = None
     # Cores' worth of CPU other programs used while the turn ran (None: unknown).
     # A busy machine slows every figure, so the diagnosis does not blame the model.
@@ -87,7 +88,7 @@ class TraceRecorder:
         elif isinstance(event, ev.TurnStarted):
             self.turn_started(event)
         elif isinstance(event, ev.Token):
-            self.tokens(event.request_id, [event.t_ns])
+            self.tokens(event.request_id, [event.t_ns], [event.token_id])
         elif isinstance(event, ev.TurnFinished):
             return self.turn_finished(event.request_id, event.metrics)
         return None
@@ -113,9 +114,10 @@ class TraceRecorder:
                 trace.load_ms = self._load_ms
         return trace
 
-    def tokens(self, request_id: int | None, t_ns: list[int]) -> None:
+    def tokens(self, request_id: int | None, t_ns: list[int], ids: list[int] | None = None) -> None:
         trace = self._traces.setdefault(request_id, TurnTrace(request_id=request_id))
         trace.token_times_ns.extend(t_ns)
+        trace.token_ids.extend(ids or ())
 
     def turn_finished(self, request_id: int | None, metrics: TurnMetrics) -> TurnTrace:
         trace = self._traces.pop(request_id, None) or TurnTrace(request_id=request_id)

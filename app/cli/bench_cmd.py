@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from app.cli.common import (
 from app.cli.remote_session import add_endpoint_flags, describe_loaded, open_session
 from app.diagnosis import diagnose_trace
 from app.engine import events as ev
+from app.errors import GlassboxError
+from app.logprobs import TokenScorer
 from app.metrics import TurnMetrics
 from app.metrics_table import MetricsTable
 from app.prompts_file import read_prompts
@@ -43,6 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write model, settings and turns to this file (default: the table only)",
     )
     parser.add_argument("--system", default="", help="system prompt (default: none)")
+    parser.add_argument(
+        "--top-logprobs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="add each reply's tokens to the JSON with the model's K most likely "
+        "alternatives (K up to 10), computed after the turns (app.logprobs)",
+    )
     add_compare_flag(parser)
     parser.set_defaults(run=run)
 
@@ -55,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     # Bench turns are measurements, not conversations: keep them out of the history.
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-") as scratch:
         store = Store.open(Path(scratch) / "bench.sqlite3")
-        loaded = open_session(args, store, stream_tokens=False)
+        loaded = open_session(args, store, stream_tokens=args.top_logprobs > 0)
+        prompts_sent: list[list[dict[str, str]]] = []  # each turn's history, for --top-logprobs
         try:
             print(describe_loaded(loaded.loaded), file=sys.stderr)
             conversation_id = store.create_conversation("bench", args.system).id
@@ -74,8 +86,14 @@ def run(args: argparse.Namespace) -> int:
                 )
                 print(f"turn {index} {diagnosis.line()}", file=sys.stderr)
                 diagnoses.append(diagnosis.to_dict())
+                if args.top_logprobs > 0:
+                    history = loaded.session.history(conversation_id)
+                    prompts_sent.append(history[:-1] if history else history)  # less the reply
         finally:
             loaded.close()
+    turn_dicts: list[dict[str, Any]] = [m.to_dict() for m in turns]
+    if args.top_logprobs > 0:
+        _add_token_probabilities(args, loaded.loaded, recorder, prompts_sent, turn_dicts)
     if args.json:
         report: dict[str, Any] = {
             "model": {
@@ -84,12 +102,41 @@ def run(args: argparse.Namespace) -> int:
                 if k not in ("request_id", "settings")
             },
             "settings": {"runtime": loaded.loaded.settings, "sampling": sampling.to_dict()},
-            "turns": [m.to_dict() for m in turns],
+            "turns": turn_dicts,
             "diagnosis": diagnoses,  # one per turn, in order
         }
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     return 1 if any(m.stop_reason == "error" for m in turns) else 0
+
+
+def _add_token_probabilities(
+    args: argparse.Namespace,
+    model: ev.ModelLoaded,
+    recorder: TraceRecorder,
+    prompts_sent: list[list[dict[str, str]]],
+    turn_dicts: list[dict[str, Any]],
+) -> None:
+    """Each turn's "tokens": the model's probabilities for its reply (app.logprobs).
+
+    Computed after every turn has run, in a process of its own, so the decode
+    loop measured above is the same with --top-logprobs as without.
+    """
+    if model.backend == "remote":
+        raise GlassboxError("--top-logprobs needs a local model (the probabilities are ours)")
+    started = time.monotonic()
+    n_tokens = 0
+    with TokenScorer(model.model_path, n_ctx=model.n_ctx) as scorer:
+        for turn, trace, messages in zip(turn_dicts, recorder.finished, prompts_sent, strict=True):
+            turn["tokens"] = scorer.score(
+                messages, trace.token_ids, args.top_logprobs, trace.dropped_messages
+            )
+            n_tokens += len(trace.token_ids)
+    print(
+        f"token probabilities: {n_tokens} tokens scored in {time.monotonic() - started:.1f} s "
+        "after the turns, in a separate process; the decode figures above are unaffected",
+        file=sys.stderr,
+    )
 
 
 def _run_turn(

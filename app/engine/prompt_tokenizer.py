@@ -24,20 +24,33 @@ def _render(template: Any, messages: Sequence[Message], generation: bool) -> str
         return None  # the worker falls back to the plain format for this conversation
 
 
-def tokenize_conversation(model_path: str, messages: list[Message]) -> PromptTokens:
-    import llama_cpp  # noqa: PLC0415 - only ever imported in this child process
+def quiet_llama(model_path: str, **kwargs: Any) -> Any:
+    """llama_cpp.Llama(model_path, **kwargs) without llama.cpp's log on stderr.
 
-    # llama.cpp prints a context warning even with verbose=False; this child's stderr
-    # is the caller's terminal, and nothing it prints here is for the user.
+    llama.cpp prints a context warning even with verbose=False; this child's
+    stderr is the caller's terminal, and nothing it prints here is for the user.
+    """
+    import llama_cpp  # noqa: PLC0415 - only ever imported in a child process
+
     devnull = os.open(os.devnull, os.O_WRONLY)
     saved = os.dup(2)
     os.dup2(devnull, 2)
     try:
-        llm = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
+        return llama_cpp.Llama(model_path=model_path, verbose=False, **kwargs)
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def tokenize_conversation(model_path: str, messages: list[Message]) -> PromptTokens:
+    return tokenize_with(quiet_llama(model_path, vocab_only=True), messages)
+
+
+def tokenize_with(llm: Any, messages: list[Message]) -> PromptTokens:
+    """The conversation rendered and tokenized as the worker does it, on a loaded Llama."""
+    import llama_cpp  # noqa: PLC0415 - only ever imported in a child process
+
     model = llm._model
     template = None
     source = llm.metadata.get("tokenizer.chat_template")

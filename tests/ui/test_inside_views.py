@@ -230,3 +230,84 @@ def test_prompt_view_tokenizes_the_last_prompt_with_the_model(qtbot, bundled_mod
     assert view.button.isEnabled()
     inspector.tasks.wait(30)
     shoot(inside, "prompt")
+
+
+def _alt(i, text, logprob):
+    return {"id": i, "text": text, "logprob": logprob}
+
+
+def test_token_view_shades_lists_alternatives_and_asks_to_branch(qtbot):
+    from PySide6.QtCore import QUrl
+
+    from ui.internals.token_view import TokenView
+
+    view = TokenView()
+    qtbot.addWidget(view)
+    view.resize(520, 320)
+    view.show()
+    tokens = [
+        {"id": 10, "text": "Apple", "logprob": -0.05, "top": [_alt(10, "Apple", -0.05)]},
+        {
+            "id": 11,
+            "text": ",",
+            "logprob": -1.2,
+            "top": [_alt(11, ",", -1.2), _alt(12, " and", -1.4), _alt(13, ".", -2.0)],
+        },
+    ]
+    view.set_tokens(tokens, {"temperature": 0.7, "top_k": 40, "seed": 3})
+    assert "Apple" in view.text.toPlainText()
+    view._on_text_highlighted(QUrl("t:1"))
+    assert "id 11" in view.last_tooltip and "' and'" in view.last_tooltip
+    assert "temperature 0.7" in view.last_tooltip
+    view._on_text_anchor_clicked(QUrl("t:1"))
+    assert view.alternatives.count() == 3
+    with qtbot.waitSignal(view.branch_requested) as asked:
+        view._on_alternatives_item_clicked(view.alternatives.item(1))
+    assert asked.args == [1, 12]
+    view.set_branch(1, "Apple and pear.")
+    assert "Apple and pear." in view.branch.text()
+    shoot(view, "tokens")
+
+
+def test_token_inspector_scores_the_reply_and_branches(qtbot, bundled_model):
+    from PySide6.QtWidgets import QMainWindow
+
+    from app.settings import SamplingSettings
+    from ui.chrome.token_inspector import TokenInspector
+    from ui.internals.panel import InternalsPanel
+
+    history = [
+        {"role": "user", "content": "Name three fruits."},
+        {"role": "assistant", "content": "Apple, banana and cherry."},
+    ]
+
+    class Session:
+        def history(self, conversation_id):
+            return [dict(m) for m in history]
+
+    class Controller:
+        conversation_id = 1
+
+    class Engine:
+        model_info = ev.ModelLoaded(model_path=str(bundled_model), n_ctx=1024)
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    panel = InternalsPanel()
+    window.setCentralWidget(panel)
+    inspector = TokenInspector(
+        Session(), Controller(), Engine(), panel, lambda: SamplingSettings(), window
+    )
+    window.show()
+    view = panel.inside.token_view
+    view.switch.setChecked(True)
+    play_turn(panel.inside, dropped=0)
+    qtbot.waitUntil(lambda: bool(view.tokens), timeout=300_000)
+    assert "".join(t["text"] for t in view.tokens) == "Apple, banana and cherry."
+    assert all(len(t["top"]) == 10 for t in view.tokens)
+    view.select(1)
+    view._on_alternatives_item_clicked(view.alternatives.item(1))
+    qtbot.waitUntil(lambda: "Branch from token 2" in view.branch.text(), timeout=300_000)
+    view.switch.setChecked(False)
+    inspector.tasks.wait(60)
+    assert inspector.scorer is None

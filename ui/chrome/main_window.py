@@ -35,6 +35,7 @@ from ui.chrome.model_picker import ModelPicker
 from ui.chrome.prompt_inspector import PromptInspector
 from ui.chrome.status_bar import EngineStatusBar
 from ui.chrome.thread_tuner import ThreadTuner
+from ui.chrome.token_inspector import TokenInspector
 from ui.dialogs.models import ModelsDialog
 from ui.dialogs.settings import SettingsDialog
 from ui.dialogs.threads_page import ThreadsPage
@@ -203,6 +204,9 @@ class MainWindow(QMainWindow):
         self.demos = DemosMenu(engine, self.panel, self.status, self)  # scenarios (app.scenarios)
         self.menuBar().addMenu(self.demos.menu)
         self.prompt_inspector = PromptInspector(session, self.controller, engine, self.panel, self)
+        self.token_inspector = TokenInspector(  # the token view's probabilities and branches
+            session, self.controller, engine, self.panel, lambda: self.settings.sampling, self
+        )
         self.resize(1400, 860)
         self.resizeDocks([self.dock], [560], Qt.Orientation.Horizontal)
         # The message box, not the first widget in tab order (conversation search).

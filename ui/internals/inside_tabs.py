@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTabWidget, QWidget
 
 from app import bandwidth
@@ -31,6 +32,7 @@ from ui.internals.kv_view import KvView
 from ui.internals.latency_view import LatencyView
 from ui.internals.prompt_view import PromptView
 from ui.internals.timeline_view import TimelineView
+from ui.internals.token_view import TokenView
 
 
 def _geometry_job(path: str, n_ctx: int, kv_type: str) -> KvGeometry:
@@ -38,7 +40,13 @@ def _geometry_job(path: str, n_ctx: int, kv_type: str) -> KvGeometry:
 
 
 class InsideTabs(QTabWidget):
-    """Views of the last turn's inside; fed by InternalsPanel."""
+    """Views of the last turn's inside; fed by InternalsPanel.
+
+    Signals:
+        turn_shown(object): the views now show this finished TurnTrace.
+    """
+
+    turn_shown = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,6 +66,7 @@ class InsideTabs(QTabWidget):
         self.kv_view = KvView()
         self.bandwidth_view = BandwidthView()
         self.prompt_view = PromptView()
+        self.token_view = TokenView()
         tabs: Sequence[tuple[QWidget, str, str]] = (
             (self.diagnosis_view, "Why slow?", "Which part of the last turn took the time"),
             (self.timeline_view, "Timeline", "The last turn to scale, from send to stop"),
@@ -65,6 +74,7 @@ class InsideTabs(QTabWidget):
             (self.kv_view, "KV cache", "Cache cells and bytes, and how their size is computed"),
             (self.bandwidth_view, "Bandwidth", "The decode rate memory bandwidth allows"),
             (self.prompt_view, "Prompt", "The last prompt as the model's tokens"),
+            (self.token_view, "Tokens", "The last reply's tokens and their probabilities"),
         )
         for widget, title, tip in tabs:
             index = self.addTab(widget, title)
@@ -138,6 +148,7 @@ class InsideTabs(QTabWidget):
         )
         self.kv_view.set_turn(m, fill)
         self._show_ceiling()
+        self.turn_shown.emit(trace)
 
     def _show_ceiling(self) -> None:
         trace, model, speed = self.last_trace, self.model, self.bandwidth_bytes_s
