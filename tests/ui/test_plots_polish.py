@@ -74,6 +74,9 @@ def test_live_strip_x_axis_ends_at_the_data_when_the_turn_ends(panel):
     stamps = [t0 + i * 9_000_000 for i in range(1, 12)]  # 11 tokens, 9 ms apart
     panel.begin_live(None)
     panel.add_tokens(stamps)
+    panel.flush()
+    streaming_top = panel.itl_plot.plotItem.getViewBox().viewRange()[0][1]
+    assert streaming_top <= 1.5 * len(stamps) + 1e-9  # while it streams: little empty room
     panel.end_live(metrics(0))
     panel.flush()
     x_top = panel.tokens_plot.plotItem.getViewBox().viewRange()[0][1]

@@ -120,14 +120,14 @@ class InternalsPanel(QWidget):
             "ms since start",
             "tokens",
             theme.DECODE_COLOR,
-            start_tops=(1000.0, 50.0),
+            start_tops=(250.0, 10.0),
         )
         self.itl_plot = LivePlot(
             "This turn: inter-token latency",
             "token",
             "ms",
             theme.QUEUE_COLOR,
-            start_tops=(50.0, 20.0),
+            start_tops=(10.0, 20.0),
         )
         tips: dict[QWidget, tuple[str, str]] = {
             self.ttft_plot: (

@@ -361,8 +361,10 @@ class LivePlot(pg.PlotWidget):
     """The turn in progress: one curve fed from buffered samples by the panel's timer."""
 
     # Each range change redraws both axes' tick labels (about 3 ms an axis on a 2-core
-    # machine); growing in big steps from a sensible start keeps that to a few a turn.
-    GROWTH = 2.5
+    # machine); growing in steps from a sensible start keeps that to a few a turn. 1.5:
+    # the data fills at least two thirds of the strip while it streams (2.5 left most of
+    # it empty), and fit_to_data() ends the axis at the last point when the turn ends.
+    GROWTH = 1.5
 
     def __init__(
         self,
