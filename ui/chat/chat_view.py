@@ -69,6 +69,10 @@ class ChatView(QWidget):
     Signals:
         send_requested(str): the user sent a new message.
         edit_resend_requested(str): the user edited the last message and sent it again.
+        branch_edit_requested(int, str): an earlier user message (its id) edited and sent:
+            a new branch up to it, then the new text there.
+        branch_regenerate_requested(int): regenerate an earlier reply (its id) in a new branch.
+        continue_requested(int): extend the last reply (its id), cut at the token limit.
         stop_requested(): Stop pressed (or Esc).
         regenerate_requested(): regenerate the last reply.
         message_selected(int): a stored message was clicked (its message id).
@@ -77,6 +81,9 @@ class ChatView(QWidget):
 
     send_requested = Signal(str)
     edit_resend_requested = Signal(str)
+    branch_edit_requested = Signal(int, str)
+    branch_regenerate_requested = Signal(int)
+    continue_requested = Signal(int)
     stop_requested = Signal()
     regenerate_requested = Signal()
     message_selected = Signal(int)
@@ -87,6 +94,7 @@ class ChatView(QWidget):
         self._widgets: list[MessageWidget] = []
         self._pending_text: dict[object, list[str]] = {}  # streamed, not yet shown
         self._editing = False
+        self._editing_widget: MessageWidget | None = None
         self._generating = False
         self._older: list[Message] = []  # stored, oldest first, not built yet
         self._to_build = 0  # how many of _older the builder still adds now
@@ -296,7 +304,10 @@ class ChatView(QWidget):
             widget.set_partial(True, reason)
         else:
             widget.set_status("")
-        widget.set_stats(metrics)
+        if metrics is not None:  # None: the figures it has stay (a continuation undone)
+            widget.set_stats(metrics)
+        elif widget.cut_at_limit:
+            widget.set_status("✂ cut at the token limit")
         self._refresh_actions()
 
     def set_message_ids(
@@ -306,6 +317,7 @@ class ChatView(QWidget):
             widget.message_id = user_id
         if reply_id is not None and (widget := self.reply_widget(key)) is not None:
             widget.message_id = reply_id
+        self._refresh_actions()  # stored messages can be edited, regenerated, continued
 
     def drop_last_reply(self) -> None:
         """Remove the last assistant bubble (before regenerating it)."""
@@ -349,12 +361,23 @@ class ChatView(QWidget):
 
     # ---- editing ----------------------------------------------------------------------------
     def begin_edit_last(self) -> None:
-        last_user = next((w for w in reversed(self._widgets) if w.role == "user"), None)
-        if last_user is None:
-            return
+        last_user = self._last_user()
+        if last_user is not None:
+            self.begin_edit(last_user)
+
+    def begin_edit(self, widget: MessageWidget) -> None:
+        """Put a user message in the input box; Enter sends it again (Esc cancels)."""
         self._editing = True
+        self._editing_widget = widget
+        if widget is self._last_user():
+            self.edit_banner.setText("Editing your last message: Enter sends it again, Esc cancels")
+        else:
+            self.edit_banner.setText(
+                "Editing an earlier message: Enter sends it in a new branch (this conversation "
+                "is kept), Esc cancels"
+            )
         self.edit_banner.show()
-        self.input.setPlainText(last_user.text())
+        self.input.setPlainText(widget.text())
         self.input.setFocus()
 
     def is_editing(self) -> bool:
@@ -370,14 +393,19 @@ class ChatView(QWidget):
 
     def _cancel_edit(self) -> None:
         self._editing = False
+        self._editing_widget = None
         self.edit_banner.hide()
+
+    def _last_user(self) -> MessageWidget | None:
+        return next((w for w in reversed(self._widgets) if w.role == "user"), None)
 
     # ---- internals -----------------------------------------------------------------------------
     def _make_widget(self, role: str, text: str) -> MessageWidget:
         widget = MessageWidget(role, text)
         widget.clicked.connect(lambda w=widget: self._on_message_clicked(w))
-        widget.edit_requested.connect(self.begin_edit_last)
-        widget.regenerate_requested.connect(self.regenerate_requested.emit)
+        widget.edit_requested.connect(lambda w=widget: self.begin_edit(w))
+        widget.regenerate_requested.connect(lambda w=widget: self._on_regenerate_clicked(w))
+        widget.continue_requested.connect(lambda w=widget: self._on_continue_clicked(w))
         return widget
 
     def _append(self, role: str, text: str) -> MessageWidget:
@@ -448,14 +476,36 @@ class ChatView(QWidget):
         widget.deleteLater()
 
     def _refresh_actions(self) -> None:
-        last_user = next((w for w in reversed(self._widgets) if w.role == "user"), None)
-        last_reply = (
-            self._widgets[-1] if self._widgets and self._widgets[-1].role == "assistant" else None
-        )
+        last_user = self._last_user()
+        last_reply = self._last_reply()
+        idle = not self._generating
         for widget in self._widgets:
-            widget.set_editable(widget is last_user and not self._generating)
-            widget.set_regenerable(widget is last_reply and not self._generating)
-        self.regen_button.setEnabled(last_reply is not None and not self._generating)
+            # The last exchange is changed in place; an earlier stored message in a branch.
+            stored_or_last = widget.message_id is not None or widget in (last_user, last_reply)
+            widget.set_editable(idle and widget.role == "user" and stored_or_last)
+            widget.set_regenerable(idle and widget.role == "assistant" and stored_or_last)
+            widget.set_continuable(
+                idle
+                and widget is last_reply
+                and widget.cut_at_limit
+                and widget.message_id is not None
+            )
+        self.regen_button.setEnabled(last_reply is not None and idle)
+
+    def _last_reply(self) -> MessageWidget | None:
+        if self._widgets and self._widgets[-1].role == "assistant":
+            return self._widgets[-1]
+        return None
+
+    def _on_regenerate_clicked(self, widget: MessageWidget) -> None:
+        if widget is self._last_reply():
+            self.regenerate_requested.emit()
+        elif widget.message_id is not None:
+            self.branch_regenerate_requested.emit(widget.message_id)
+
+    def _on_continue_clicked(self, widget: MessageWidget) -> None:
+        if widget is self._last_reply() and widget.message_id is not None:
+            self.continue_requested.emit(widget.message_id)
 
     def _on_message_clicked(self, widget: MessageWidget) -> None:
         self.select_message(widget.message_id)
@@ -466,8 +516,12 @@ class ChatView(QWidget):
     def _on_input_submitted(self, text: str) -> None:
         self.input.clear()
         if self._editing:
+            widget = self._editing_widget
             self._cancel_edit()
-            self.edit_resend_requested.emit(text)
+            if widget is None or widget is self._last_user() or widget.message_id is None:
+                self.edit_resend_requested.emit(text)
+            else:
+                self.branch_edit_requested.emit(widget.message_id, text)
         else:
             self.send_requested.emit(text)
 

@@ -28,14 +28,16 @@ class MessageWidget(QFrame):
     Signals:
         clicked(): the user clicked the bubble (selects it).
         copy_requested(): Copy pressed (the widget copies itself; the signal is for tests/logging).
-        edit_requested(): Edit pressed (only shown on the last user message).
-        regenerate_requested(): Regenerate pressed (only shown on the last reply).
+        edit_requested(): Edit pressed (a user message).
+        regenerate_requested(): Regenerate pressed (a reply).
+        continue_requested(): Continue pressed (the last reply, cut at the token limit).
     """
 
     clicked = Signal()
     copy_requested = Signal()
     edit_requested = Signal()
     regenerate_requested = Signal()
+    continue_requested = Signal()
 
     def __init__(self, role: str, text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -59,19 +61,37 @@ class MessageWidget(QFrame):
             "Where this reply stands: queued, generating, or why it stopped"
         )
         self._copy_button = self._tool_button("Copy", "Copy this message to the clipboard")
-        self._edit_button = self._tool_button("Edit", "Edit your last message and send it again")
-        self._regen_button = self._tool_button("Regenerate", "Generate this reply again")
+        self._edit_button = self._tool_button(
+            "Edit",
+            "Edit this message and send it again. An earlier message starts a new branch "
+            "(a copy of the conversation up to it); this conversation is kept as it is.",
+        )
+        self._regen_button = self._tool_button(
+            "Regenerate",
+            "Generate this reply again. An earlier reply is regenerated in a new branch; "
+            "this conversation is kept as it is.",
+        )
+        self._continue_button = self._tool_button(
+            "Continue", "The reply was cut at the token limit: generate more of it, in place"
+        )
         self._copy_button.clicked.connect(self._on_copy_button_clicked)
         self._edit_button.clicked.connect(self.edit_requested)
         self._regen_button.clicked.connect(self.regenerate_requested)
+        self._continue_button.clicked.connect(self.continue_requested)
         self._edit_button.hide()
         self._regen_button.hide()
+        self._continue_button.hide()
 
         header = QHBoxLayout()
         header.setContentsMargins(0, 0, 0, 0)
         header.addWidget(self._role_label)
         header.addWidget(self._status_label, 1)
-        for button in (self._edit_button, self._regen_button, self._copy_button):
+        for button in (
+            self._continue_button,
+            self._edit_button,
+            self._regen_button,
+            self._copy_button,
+        ):
             header.addWidget(button)
 
         self.body = MessageBody(self)
@@ -142,6 +162,9 @@ class MessageWidget(QFrame):
 
     def set_regenerable(self, regenerable: bool) -> None:
         self._regen_button.setVisible(regenerable)
+
+    def set_continuable(self, continuable: bool) -> None:
+        self._continue_button.setVisible(continuable)
 
     def set_selected(self, selected: bool) -> None:
         if selected != self._selected:

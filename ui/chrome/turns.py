@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
+from app.branching import branch_before
 from app.engine import events as ev
 from app.gui_settings import GuiSettings
+from app.metrics import TurnMetrics
 from app.session import ChatSession, ReplyStored, RequestSubmitted
 from app.settings import SamplingSettings
 from app.storage.store import Store
@@ -45,6 +47,7 @@ class _Turn:
     # Tokens up to this index are already in the bubble (read from the session
     # when the conversation was shown again); later copies of them are skipped.
     shown_through: int = -1
+    prefix: str = ""  # Continue: the reply's text before this turn
 
 
 class TurnsController(QObject):
@@ -83,6 +86,11 @@ class TurnsController(QObject):
         chat.edit_resend_requested.connect(self.edit_resend)
         chat.stop_requested.connect(self.stop)
         chat.regenerate_requested.connect(self.regenerate)
+        chat.branch_edit_requested.connect(self.branch_edit)
+        chat.branch_regenerate_requested.connect(self.branch_regenerate)
+        chat.continue_requested.connect(self.continue_reply)
+        conversations.conversation_opened.connect(self._on_conversations_conversation_opened)
+        self._after_open: tuple[int, Callable[[], None]] | None = None
         conversations.messages_shown.connect(self._on_conversations_messages_shown)
         bridge.request_submitted.connect(self._on_bridge_request_submitted)
         bridge.request_queued.connect(self._on_bridge_request_queued)
@@ -116,6 +124,49 @@ class TurnsController(QObject):
             user_text=text,
         )
 
+    def continue_reply(self, message_id: int) -> None:
+        """Generate more of the last reply (cut at the token limit), in its own bubble."""
+        widget = next((w for w in self.chat.message_widgets() if w.message_id == message_id), None)
+        if self.busy() or widget is None:
+            return
+        self._submit(
+            lambda cid, sampling, rid: self.session.continue_reply(cid, sampling, rid),
+            user_text=None,
+            resume=(message_id, widget.text()),
+        )
+
+    def branch_edit(self, message_id: int, text: str) -> None:
+        """An earlier message edited: a branch holding what came before it, then `text`."""
+        self._branch(message_id, lambda: self.send(text))
+
+    def branch_regenerate(self, message_id: int) -> None:
+        """An earlier reply regenerated: a branch up to its question, answered again."""
+        self._branch(
+            message_id,
+            lambda: self._submit(
+                lambda cid, sampling, rid: self.session.regenerate(cid, sampling, rid),
+                user_text=None,
+            ),
+        )
+
+    def _branch(self, message_id: int, then: Callable[[], None]) -> None:
+        source = self.conversations.conversation_id
+        if self.busy() or source is None:
+            return
+
+        def opened(branch_id: int) -> None:
+            self._after_open = (branch_id, then)  # sent once the branch is on screen
+            self.conversations.open_conversation(branch_id)
+            self.conversations.refresh_conversations()
+
+        self.tasks.run(lambda: branch_before(self.store, source, message_id).id, on_done=opened)
+
+    def _on_conversations_conversation_opened(self, conversation_id: int) -> None:
+        if self._after_open is not None and self._after_open[0] == conversation_id:
+            _, then = self._after_open
+            self._after_open = None
+            then()
+
     def stop(self) -> None:
         """Esc / Stop: leave edit mode, or cancel queued requests and the running one."""
         if self.chat.cancel_edit():
@@ -128,7 +179,13 @@ class TurnsController(QObject):
     def busy(self) -> bool:
         return any(not t.finished for t in self._turns.values())
 
-    def _submit(self, call: SessionCall, user_text: str | None) -> None:
+    def _submit(
+        self,
+        call: SessionCall,
+        user_text: str | None,
+        resume: tuple[int, str] | None = None,
+    ) -> None:
+        """Start a turn. resume: (message id, text) of a shown reply this turn extends."""
         if self.engine.model_info is None and self.engine.state not in ("loading", "generating"):
             show_error(
                 self.chat.window(),
@@ -141,7 +198,11 @@ class TurnsController(QObject):
         conversation_id = self.conversations.conversation_id
         turn = _Turn(request_id, conversation_id)
         self._turns[request_id] = turn
-        self.chat.add_request(request_id, user_text)
+        if resume is not None:
+            turn.reply_id, turn.prefix = resume
+            self.chat.bind_reply(request_id, turn.reply_id, turn.prefix, "continuing…")
+        else:
+            self.chat.add_request(request_id, user_text)
         self.chat.set_generating(True)
         sampling = self.settings.sampling
         store = self.store
@@ -236,12 +297,15 @@ class TurnsController(QObject):
         label = "engine crashed" if crashed else reason
         if partial and not (event.text or turn.tokens):
             label = f"{label} before it started"
-        self.chat.finish_turn(
-            turn.request_id, event.text or None, partial, label, metrics=event.metrics
-        )
+        text = turn.prefix + event.text if event.text else None
+        metrics: TurnMetrics | None = event.metrics
+        nothing_new = bool(turn.prefix) and not event.text
+        if nothing_new:  # a continuation that added nothing: the reply stays as it was
+            partial, text, metrics = False, turn.prefix, None
+        self.chat.finish_turn(turn.request_id, text, partial, label, metrics=metrics)
         if self._visible(turn) and turn.started:
             self.panel.end_live(event.metrics if not partial else None, state=label or "finished")
-        if not (event.text or turn.started):
+        if not (event.text or turn.started) or nothing_new:
             self._forget(turn)  # the session stores nothing, so no ReplyStored follows
         self.chat.set_generating(self.busy())
         self.reply_finished.emit(event)
