@@ -76,7 +76,8 @@ class Thresholds:
     """When a turn counts as slow. Defaults: what a person at a chat window notices."""
 
     slow_ttft_ms: float = 1000.0  # a first token later than about a second
-    slow_total_ms: float = 2500.0  # a whole reply that takes more than a few seconds
+    slow_total_ms: float = 2000.0  # a whole reply that takes more than a couple of seconds
+    slow_wait_ms: float = 500.0  # waiting before any work starts (a load, a queue)
     reading_tok_s: float = 8.0  # people read about 5-8 tokens a second
     # Decode far under the bandwidth ceiling and under half the model's own best.
     far_under_ceiling: float = 0.25
@@ -187,7 +188,13 @@ def diagnose(
     too_large = _too_large_evidence(m, model, th, busy)
     ttft = m.ttft_ms if m.ttft_ms is not None else parts["load"] + parts["queue"] + parts["prefill"]
     total = m.total_ms if m.total_ms is not None else sum(parts.values())
-    slow = ttft > th.slow_ttft_ms or total > th.slow_total_ms or too_large is not None
+    waited = parts["load"] + parts["queue"]
+    slow = (
+        ttft > th.slow_ttft_ms
+        or total > th.slow_total_ms
+        or waited > th.slow_wait_ms
+        or too_large is not None
+    )
     if not slow:
         return _result(NOT_SLOW, f"First token after {ttft:.0f} ms, done in {total:.0f} ms.", parts)
     dropped = trace.dropped_messages if trace is not None else 0

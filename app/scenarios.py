@@ -110,9 +110,9 @@ SCENARIOS: dict[str, Scenario] = {
             (
                 (
                     Request(
-                        (_user("Write the word hello 300 times, separated by spaces."),),
-                        300,
-                        "300 tokens",
+                        (_user("Write the word hello 400 times, separated by spaces."),),
+                        400,
+                        "400 tokens",
                     ),
                 ),
             ),

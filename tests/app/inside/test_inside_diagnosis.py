@@ -145,3 +145,8 @@ def test_the_recorder_measures_other_programs_cpu():
     sum(i * i for i in range(200_000))  # our own CPU time: not counted as another program's
     trace = rec.turn_finished(4, TurnMetrics())
     assert trace.others_cores is not None and trace.others_cores >= 0.0  # /proc on Linux
+
+
+def test_half_a_second_waiting_for_a_load_is_slow_even_in_a_quick_turn():
+    d = dx.diagnose(turn(queue=700.0, prefill=50.0, decode_ms=100.0), TurnTrace(load_wait_ms=650.0))
+    assert d.cause == dx.COLD_START
