@@ -36,7 +36,9 @@ def discover(only: set[str] | None = None) -> list[ModuleType]:
         short = path.stem.removeprefix("bench_")
         if only and short not in only and path.stem not in only:
             continue
-        modules.append(importlib.import_module(path.stem))
+        module = importlib.import_module(path.stem)
+        if callable(getattr(module, "run", None)):  # a report section, not a stand-alone script
+            modules.append(module)
     return sorted(modules, key=lambda m: (str(getattr(m, "ORDER", "z")), m.__name__))
 
 
