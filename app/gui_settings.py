@@ -1,4 +1,5 @@
-"""What the GUI remembers between runs: model path, runtime and sampling settings, theme.
+"""What the GUI remembers between runs: model path, runtime and sampling settings, theme,
+the user's system-prompt presets.
 
 A JSON file in data_dir() (GLASSBOX_HOME in tests), written atomically. A file
 that is unreadable or holds invalid values falls back to defaults, field by
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.atomic_file import write_json_atomic
+from app.conversation_settings import PromptPreset, presets_from_json
 from app.errors import GlassboxError
 from app.paths import data_dir
 from app.settings import RuntimeSettings, SamplingSettings, gui_runtime_defaults
@@ -22,6 +24,7 @@ FILE_NAME = "gui_settings.json"
 # without a version hold the old default (one decode thread fewer than the
 # cores) as if chosen; they load with threads unset, so the measured counts apply.
 FORMAT_VERSION = 2
+# prompt_presets came later without a version bump: files without it load with none.
 
 
 @dataclass
@@ -30,6 +33,8 @@ class GuiSettings:
     runtime: RuntimeSettings = field(default_factory=gui_runtime_defaults)
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     theme: str = "system"
+    # System-prompt presets the user saved (the built-in ones are not stored).
+    prompt_presets: list[PromptPreset] = field(default_factory=list)
 
     @staticmethod
     def path() -> Path:
@@ -60,6 +65,7 @@ class GuiSettings:
             result.sampling = SamplingSettings.from_dict(raw.get("sampling") or {}).validate()
         except (GlassboxError, TypeError):
             pass
+        result.prompt_presets = presets_from_json(raw.get("prompt_presets"))
         return result
 
     def save(self) -> None:
@@ -69,5 +75,6 @@ class GuiSettings:
             "runtime": self.runtime.to_dict(),
             "sampling": self.sampling.to_dict(),
             "theme": self.theme,
+            "prompt_presets": [preset.to_dict() for preset in self.prompt_presets],
         }
         write_json_atomic(self.path(), data)

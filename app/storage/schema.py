@@ -117,7 +117,11 @@ def _v2_search_index(_conn: sqlite3.Connection) -> str:
     return SEARCH_INDEX_SQL if trigram_supported() else ""
 
 
-MIGRATIONS: tuple[Migration, ...] = ((1, _V1), (2, _v2_search_index))
+# Version 3. A conversation's own sampling settings: a JSON object holding only the
+# SamplingSettings fields it overrides (app.conversation_settings); NULL: the defaults.
+_V3 = "ALTER TABLE conversations ADD COLUMN sampling_overrides TEXT;"
+
+MIGRATIONS: tuple[Migration, ...] = ((1, _V1), (2, _v2_search_index), (3, _V3))
 
 
 class StorageError(GlassboxError):

@@ -300,6 +300,37 @@ class Store:
             conversation_id, "system_prompt = ?, updated_at = ?", (system_prompt, time.time())
         )
 
+    def sampling_overrides(self, conversation_id: int) -> dict[str, Any] | None:
+        """The sampling fields this conversation overrides, as stored (None: none).
+        StorageError when the stored text is not a JSON object."""
+        rows = self._query(
+            "SELECT sampling_overrides FROM conversations WHERE id = ?", (conversation_id,)
+        )
+        if not rows:
+            raise NotFoundError(f"no conversation with id {conversation_id}")
+        text = rows[0][0]
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise StorageError(
+                f"the sampling settings stored with conversation {conversation_id} are not "
+                f"a JSON object: {text[:80]!r}"
+            )
+        return value
+
+    def set_sampling_overrides(
+        self, conversation_id: int, overrides: dict[str, Any] | None
+    ) -> None:
+        """Store the conversation's sampling overrides; None or {} clears them. Checking
+        the values is app.conversation_settings' job; updated_at is left alone."""
+        self._update_conversation(
+            conversation_id, "sampling_overrides = ?", (_to_json(overrides or None),)
+        )
+
     def delete_conversation(self, conversation_id: int) -> None:
         """Soft delete: hidden from list_conversations until restored or purged."""
         self._update_conversation(conversation_id, "deleted_at = ?", (time.time(),))
@@ -429,15 +460,24 @@ class Store:
         created_at: float,
         updated_at: float,
         messages: Sequence[Message],
+        *,
+        sampling_overrides: dict[str, Any] | None = None,
     ) -> Conversation:
         """A new conversation holding copies of `messages` (their ids are ignored) with
         their timestamps, settings and metrics rows, all in one transaction: an import
-        that fails halfway leaves nothing behind."""
+        that fails halfway leaves nothing behind. `sampling_overrides`: the
+        conversation's own sampling settings (a branch keeps its original's)."""
         with self._transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO conversations (title, system_prompt, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?)",
-                (title, system_prompt, created_at, updated_at),
+                "INSERT INTO conversations (title, system_prompt, created_at, updated_at, "
+                "sampling_overrides) VALUES (?, ?, ?, ?, ?)",
+                (
+                    title,
+                    system_prompt,
+                    created_at,
+                    updated_at,
+                    _to_json(sampling_overrides or None),
+                ),
             )
             conversation_id = cursor.lastrowid
             for message in messages:
