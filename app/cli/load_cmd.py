@@ -16,17 +16,16 @@ from typing import Any
 
 from app.cli import common
 from app.cli.remote_session import add_endpoint_flags, describe_loaded, endpoint_from_args
+from app.engine import events as ev
 from app.load_experiment import (
     ROUND_TIMEOUT_S,
     LoadRun,
     LoadSettings,
     parse_concurrency,
     report,
-    run_experiment,
 )
-from app.load_source import LoadSource, open_engine
+from app.load_source import LOCAL_MODES, LoadSource, run_modes
 
-CONNECT_TIMEOUT_S = common.LOAD_TIMEOUT_S
 COLUMNS = (
     ("mode", 10, "s"),
     ("N", 3, "d"),
@@ -57,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="a round still running after S seconds is cancelled and recorded as it stands",
     )
+    parser.add_argument(
+        "--mode",
+        choices=("both", *LOCAL_MODES),
+        default="both",
+        help="a local model: one request at a time (sequential), N sequences decoded "
+        "together (batched), or both, side by side (ignored with --endpoint)",
+    )
     parser.add_argument("--json", metavar="OUT", help="write model, settings and runs here")
     parser.set_defaults(run=run)
 
@@ -70,22 +76,28 @@ def run(args: argparse.Namespace) -> int:
     endpoint = endpoint_from_args(args)
     if endpoint is None:
         source = LoadSource(str(common.resolve_model(args)), common.runtime_from_args(args))
+        modes = LOCAL_MODES if args.mode == "both" else (args.mode,)
     else:
-        source = LoadSource(endpoint=endpoint)
-    engine, loaded = open_engine(source, max(settings.concurrency))
-    try:
-        print(describe_loaded(loaded), file=sys.stderr)
-        print(table_header())
-        runs = run_experiment(engine, source.mode, settings, on_run=lambda r: print(table_row(r)))
-    finally:
-        engine.close()
+        source, modes = LoadSource(endpoint=endpoint), ("remote",)
+    loaded: list[ev.ModelLoaded] = []
+
+    def on_loaded(mode: str, event: ev.ModelLoaded) -> None:
+        if not loaded:
+            print(describe_loaded(event), file=sys.stderr)
+            print(table_header())
+        loaded.append(event)
+
+    runs = run_modes(
+        source, settings, modes, on_run=lambda r: print(table_row(r)), on_loaded=on_loaded
+    )
     for run_ in runs:
         for message in dict.fromkeys(run_.errors):  # each distinct message once
             print(f"glassbox: N={run_.concurrency}: {message}", file=sys.stderr)
     if args.json:
-        model = {k: v for k, v in asdict(loaded).items() if k not in ("request_id", "settings")}
+        first = loaded[0]
+        model = {k: v for k, v in asdict(first).items() if k not in ("request_id", "settings")}
         run_settings: dict[str, Any] = {
-            "runtime": loaded.settings,
+            "runtime": first.settings,
             "sampling": settings.sampling().to_dict(),
             "load": settings.to_dict(),
         }

@@ -36,9 +36,10 @@ def test_rounds_fill_the_table_and_both_plots(qtbot, stub_server) -> None:
     assert dialog.table.rowCount() == 2
     assert [dialog.table.item(r, 1).text() for r in range(2)] == ["1", "3"]
     assert [len(r.requests) for r in dialog.runs] == [1, 3]
-    xs, ys = dialog.throughput_curve.getData()
+    assert set(dialog.throughput_curves) == {"remote"}
+    xs, ys = dialog.throughput_curves["remote"].getData()
     assert list(xs) == [1.0, 3.0] and all(y > 0 for y in ys)
-    xs, _ = dialog.latency_curves["ttft_ms_median"].getData()
+    xs, _ = dialog.latency_curves[("remote", "ttft_ms_median")].getData()
     assert list(xs) == [1.0, 3.0]
     assert dialog.status.text().startswith("Done: 2 round(s)")
     # Stop at 3 at once: 12 stub tokens out (4 a request); the stub reports them itself.
@@ -73,3 +74,27 @@ def test_an_unreachable_server_is_reported(qtbot) -> None:
     dialog.start_button.click()
     qtbot.waitUntil(lambda: dialog.start_button.isEnabled(), timeout=TIMEOUT)
     assert "could not run: connection refused" in dialog.status.text()
+
+
+def test_a_local_model_runs_sequential_and_batched_side_by_side(qtbot, model_path) -> None:
+    from app.load_source import LoadSource
+    from app.settings import RuntimeSettings
+    from ui.dialogs.load_dialog import LoadDialog
+
+    runtime = RuntimeSettings(n_ctx=1024, n_threads=2, repack="off")
+    dialog = LoadDialog(LoadSource(model_path=model_path, runtime=runtime))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.concurrency.setText("1,2")
+    dialog.max_tokens.setValue(4)
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: dialog.start_button.isEnabled(), timeout=300_000)
+    assert [(r.mode, r.concurrency) for r in dialog.runs] == [
+        ("sequential", 1),
+        ("sequential", 2),
+        ("batched", 1),
+        ("batched", 2),
+    ], dialog.status.text()
+    for mode in ("sequential", "batched"):
+        xs, _ = dialog.throughput_curves[mode].getData()
+        assert list(xs) == [1.0, 2.0]

@@ -72,7 +72,7 @@ def test_the_chat_menu_opens_the_load_experiment_on_the_same_server(qtbot, remot
     ]
     action.trigger()
     (dialog,) = win.findChildren(LoadDialog)
-    assert dialog.source.endpoint == win.engine.endpoint and dialog.source.mode == "remote"
+    assert dialog.source.endpoint == win.engine.endpoint and dialog.source.modes == ("remote",)
     dialog.concurrency.setText("2")
     dialog.start_button.click()
     qtbot.waitUntil(lambda: dialog.start_button.isEnabled(), timeout=TIMEOUT)

@@ -26,14 +26,16 @@ from PySide6.QtWidgets import (
 
 from app.endpoints import Endpoint
 from app.errors import GlassboxError
-from app.load_experiment import LoadRun, LoadSettings, parse_concurrency, run_experiment
-from app.load_source import LoadSource, open_engine
+from app.load_experiment import LoadRun, LoadSettings, parse_concurrency
+from app.load_source import LoadSource, run_modes
 from app.settings import RuntimeSettings
 from ui.dialogs.forms import button, row, spin_box, status_label, table, with_tip
 from ui.infra import theme
 from ui.infra.tasks import BackgroundTasks, ProgressReporter
 
 COLUMNS = ("mode", "N", "agg tok/s", "queue ms", "TTFT ms", "TTFT p95", "ITL p50", "ITL p95")
+# Batched curves dashed, so the two local modes read apart in one colour scheme.
+MODE_LINES = {"batched": Qt.PenStyle.DashLine}
 LATENCY_CURVES = (
     ("queue_ms_median", "queue (median)", theme.QUEUE_COLOR),
     ("ttft_ms_median", "TTFT (median)", theme.PREFILL_COLOR),
@@ -60,10 +62,12 @@ class LoadDialog(QDialog):
         where = source.endpoint.label if source.endpoint else (source.model_path or "no model")
         intro = QLabel(
             f"Sends N requests at the same moment to {where} and waits for all of them. "
-            "A local model serves one at a time, so the others queue: throughput stays flat "
-            "while each user's wait grows. A server that batches decodes several at once: "
-            "throughput rises, and so does each user's time between tokens. The experiment "
-            "runs on an engine of its own (for a local model, a second copy in memory)."
+            "Served one at a time (sequential), the others queue: throughput stays flat while "
+            "each user's wait grows. Decoded together (batched, dashed), one step makes a "
+            "token for every request: throughput rises, and so does each user's time between "
+            "tokens. A local model runs both ways, one after the other; a server decides for "
+            "itself. The experiment runs on engines of its own (for a local model, another "
+            "copy in memory while it runs)."
         )
         intro.setWordWrap(True)
         self.concurrency = with_tip(
@@ -83,19 +87,28 @@ class LoadDialog(QDialog):
         form = QFormLayout()
         form.addRow("Requests at once (N)", self.concurrency)
         form.addRow("Tokens per request", self.max_tokens)
-        self.throughput_plot = self._plot(
-            "aggregate tok/s", "Output tokens per second, all requests"
-        )
-        self.throughput_curve = self.throughput_plot.plot(
-            [], [], pen=pg.mkPen(theme.OUTPUT_COLOR, width=2), symbol="o", name="aggregate tok/s"
-        )
+        self.throughput_plot = self._plot("tok/s", "Output tokens per second, all requests")
         self.latency_plot = self._plot("ms", "What one request waits")
-        self.latency_curves = {
-            key: self.latency_plot.plot(
-                [], [], pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color, name=label
+        self.throughput_curves: dict[str, pg.PlotDataItem] = {}
+        self.latency_curves: dict[tuple[str, str], pg.PlotDataItem] = {}
+        for mode in source.modes:
+            style = MODE_LINES.get(mode, Qt.PenStyle.SolidLine)
+            self.throughput_curves[mode] = self.throughput_plot.plot(
+                [],
+                [],
+                pen=pg.mkPen(theme.OUTPUT_COLOR, width=2, style=style),
+                symbol="o",
+                name=mode,
             )
-            for key, label, color in LATENCY_CURVES
-        }
+            for key, label, color in LATENCY_CURVES:
+                self.latency_curves[(mode, key)] = self.latency_plot.plot(
+                    [],
+                    [],
+                    pen=pg.mkPen(color, width=2, style=style),
+                    symbol="o",
+                    symbolBrush=color,
+                    name=f"{mode}: {label}",
+                )
         self.table = table(COLUMNS, "Experiment rounds")
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
@@ -141,18 +154,16 @@ class LoadDialog(QDialog):
         source, stop = self.source, self._stop
 
         def job(report: ProgressReporter) -> list[LoadRun]:
-            engine, _loaded = open_engine(source, max(settings.concurrency))
             done: list[LoadRun] = []
-            report(list(done))
-            try:
 
-                def on_run(run: LoadRun) -> None:
-                    done.append(run)
-                    report(list(done))  # the whole list: progress is coalesced
+            def on_run(run: LoadRun) -> None:
+                done.append(run)
+                report(list(done))  # the whole list each time: progress is coalesced
 
-                run_experiment(engine, source.mode, settings, on_run, should_stop=stop.is_set)
-            finally:
-                engine.close()
+            def on_loaded(_mode: str, _event: object) -> None:
+                report(list(done))
+
+            run_modes(source, settings, None, on_run, stop.is_set, on_loaded)
             return done
 
         self.tasks.run_with_progress(
@@ -169,14 +180,15 @@ class LoadDialog(QDialog):
         if runs:
             self.status.setText(f"Round {len(runs)} done (N = {runs[-1].concurrency}).")
         elif self.running():
-            self.status.setText("Running the first round…")
-        levels = [float(r.concurrency) for r in runs]
-        throughput = [(n, r.aggregate_tok_s) for n, r in zip(levels, runs)]
-        known = [(n, v) for n, v in throughput if v is not None]
-        self.throughput_curve.setData([n for n, _ in known], [v for _, v in known])
+            self.status.setText("Running the first round…")  # an engine is ready
         summaries = [r.summary() for r in runs]
-        for key, curve in self.latency_curves.items():
-            points = [(n, s[key]) for n, s in zip(levels, summaries) if s[key] is not None]
+        for mode, curve in self.throughput_curves.items():
+            known = [(r.concurrency, r.aggregate_tok_s) for r in runs if r.mode == mode]
+            points = [(float(n), v) for n, v in known if v is not None]
+            curve.setData([n for n, _ in points], [v for _, v in points])
+        for (mode, key), curve in self.latency_curves.items():
+            mine = [(r.concurrency, s[key]) for r, s in zip(runs, summaries) if r.mode == mode]
+            points = [(float(n), v) for n, v in mine if v is not None]
             curve.setData([n for n, _ in points], [v for _, v in points])
         self.table.setRowCount(len(runs))
         for index, (run, summary) in enumerate(zip(runs, summaries)):

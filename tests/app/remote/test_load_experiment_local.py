@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from app.cli.main import main
 from app.engine import events as ev
 from app.engine.local import LocalEngine
 from app.errors import SettingsError
@@ -62,3 +66,17 @@ def test_concurrency_list_parsing() -> None:
     assert parse_concurrency("1, 2,4,8") == (1, 2, 4, 8)
     with pytest.raises(SettingsError, match="numbers separated by commas"):
         parse_concurrency("1;2")
+
+
+def test_glassbox_load_runs_a_local_model_both_ways(tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    argv = ["load", "--concurrency", "2", "--max-tokens", "3", "--ctx", "1024"]
+    assert main([*argv, "--threads", "2", "--repack", "off", "--json", str(out)]) == 0
+    document = json.loads(out.read_text(encoding="utf-8"))
+    runs = document["runs"]
+    assert [(r["mode"], r["concurrency"], len(r["requests"])) for r in runs] == [
+        ("sequential", 2, 2),
+        ("batched", 2, 2),
+    ]
+    assert all(r["aggregate_tok_s"] > 0 for r in runs)
+    assert document["settings"]["runtime"]["n_ctx"] == 1024
