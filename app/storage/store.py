@@ -18,6 +18,7 @@ aside at open (never deleted) and a fresh one created: see Store.recovered.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -33,6 +34,8 @@ from app.paths import database_path
 from app.storage.schema import StorageError, migrate
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
+
+_log = logging.getLogger(__name__)
 
 # Waiting this long for another connection's write lock is better than
 # failing a user's message with "database is locked".
@@ -136,6 +139,10 @@ class Store:
                 f"the database {path.name} was damaged ({exc}); it was moved to "
                 f"{self.recovered.name} and a new, empty one was started"
             )
+            # Every command opens the store its own way; with no logging set up, Python
+            # prints a warning on stderr, so each one tells the user. The window also
+            # shows it (ui/startup.py).
+            _log.warning("glassbox: %s", self.recovery_notice)
             self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:

@@ -267,3 +267,20 @@ def test_a_file_size_limit_in_a_writer_process_is_reported_and_data_kept(
         messages = store.messages(conversation_id)
         assert [m.content for m in messages[:20]] == texts
         assert len(messages) == 20 + committed
+
+
+def test_the_cli_tells_the_user_when_the_database_was_moved_aside(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "glassbox.sqlite3").write_bytes(b"definitely not SQLite\n" * 50)
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "conversations", "list"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=dict(os.environ, GLASSBOX_HOME=str(home), PYTHONPATH=str(REPO_ROOT)),
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "glassbox: the database glassbox.sqlite3 was damaged" in proc.stderr
+    assert len(list(home.glob("glassbox.sqlite3.corrupt-*"))) == 1
