@@ -35,4 +35,8 @@ def branch_before(store: Store, conversation_id: int, message_id: int) -> Conver
     if not title.endswith(BRANCH_SUFFIX):
         title += BRANCH_SUFFIX
     now = time.time()
-    return store.import_conversation(title, conversation.system_prompt, now, now, kept)
+    # The branch answers with the same sampling settings as its original.
+    overrides = store.sampling_overrides(conversation_id)
+    return store.import_conversation(
+        title, conversation.system_prompt, now, now, kept, sampling_overrides=overrides
+    )

@@ -276,3 +276,16 @@ def test_an_older_settings_file_without_presets_still_loads(tmp_path: Path, monk
         encoding="utf-8",
     )
     assert GuiSettings.load().prompt_presets == [PromptPreset("ok", "fine")]
+
+
+def test_a_branch_keeps_the_overrides_of_its_original(tmp_path: Path) -> None:
+    from app.branching import branch_before
+
+    with Store.open(tmp_path / "db.sqlite3") as store:
+        original = store.create_conversation("original")
+        save_overrides(store, original.id, {"temperature": 0.0, "max_tokens": 16})
+        store.add_message(original.id, "user", "first")
+        store.add_message(original.id, "assistant", "reply")
+        second = store.add_message(original.id, "user", "second")
+        branch = branch_before(store, original.id, second.id)
+        assert store.sampling_overrides(branch.id) == {"temperature": 0.0, "max_tokens": 16}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 
 from app.branching import branch_before
+from app.conversation_settings import conversation_sampling
 from app.engine import events as ev
 from app.gui_settings import GuiSettings
 from app.metrics import TurnMetrics
@@ -204,12 +205,13 @@ class TurnsController(QObject):
         else:
             self.chat.add_request(request_id, user_text)
         self.chat.set_generating(True)
-        sampling = self.settings.sampling
+        defaults = self.settings.sampling
         store = self.store
 
         def job() -> int:
             cid = conversation_id if conversation_id is not None else store.create_conversation().id
-            return call(cid, sampling, request_id)
+            # The global defaults with this conversation's own overrides (read off the GUI thread).
+            return call(cid, conversation_sampling(store, cid, defaults), request_id)
 
         def failed(error: BaseException) -> None:
             self.chat.finish_turn(request_id, None, True, f"not sent: {describe_error(error)}")
