@@ -24,7 +24,7 @@ from app.storage.store import StorageError, Store
 
 # No example database in the repository; a fixed budget keeps the run time steady.
 FUZZ = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -68,3 +68,43 @@ def test_a_garbled_marker_is_ignored(home: Path) -> None:
     run_marker.marker_path().parent.mkdir(parents=True, exist_ok=True)
     run_marker.marker_path().write_bytes(b"\x00{not json")
     assert run_marker.previous_unclean_exit() is None
+
+
+def test_the_window_asks_before_loading_after_an_unclean_exit(home: Path, qtbot) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.engine.fake import FakeEngine
+    from app.gui_settings import GuiSettings
+    from ui.startup import build_window, offer_model
+
+    engine = FakeEngine()
+    window = build_window(GuiSettings(), engine=engine)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.controller.conversation_opened, timeout=10_000):
+        window.start(None)  # what launch passes after an unclean exit
+    assert engine.model_info is None
+    offer_model(window, "fake.gguf")
+    box = window.findChild(QMessageBox)
+    assert box is not None and box.isVisible()
+    assert "did not close properly" in box.text()
+    with qtbot.waitSignal(window.controller.model_ready, timeout=10_000):
+        box.button(QMessageBox.StandardButton.Yes).click()
+    assert engine.model_info is not None
+    window.close()
+
+
+def test_the_window_says_when_the_database_was_moved_aside(home: Path, qtbot) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.engine.fake import FakeEngine
+    from app.gui_settings import GuiSettings
+    from ui.startup import build_window
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "glassbox.sqlite3").write_bytes(b"not a database\n" * 100)
+    window = build_window(GuiSettings(), engine=FakeEngine())
+    qtbot.addWidget(window)
+    box = window.findChild(QMessageBox)
+    assert box is not None and "was moved to glassbox.sqlite3.corrupt-" in box.text()
+    window.close()
