@@ -121,3 +121,38 @@ def test_a_streaming_reply_grows_in_steps_and_fits_exactly_at_the_end(qtbot, cha
     chat.finish_turn(key, None, partial=False, reason="eos")
     document = reply.body.document()
     assert abs(reply.body.height() - document.size().height()) < GROW_STEP_PX / 2
+
+
+def test_code_blocks_follow_a_live_theme_switch(qtbot, chat):
+    from PySide6.QtWidgets import QApplication
+
+    from ui.infra import theme
+
+    app = QApplication.instance()
+    chat.show_messages([message(1, "user", "code"), message(2, "assistant", CODE_REPLY)])
+    qtbot.waitUntil(lambda: len(chat.message_widgets()) == 2, timeout=5000)
+    body = chat.message_widgets()[1].body
+
+    def code_background() -> str:
+        block = body.document().begin()
+        while block.isValid() and not block.text().startswith("def double"):
+            block = block.next()
+        return block.blockFormat().background().color().name()
+
+    theme.apply_theme(app, "light")
+    light = code_background()
+    try:
+        theme.apply_theme(app, "dark")
+        qtbot.waitUntil(lambda: code_background() != light, timeout=5000)
+        assert body._highlighter.style_name == "monokai"
+    finally:
+        theme.apply_theme(app, "light")
+    qtbot.waitUntil(lambda: code_background() == light, timeout=5000)
+
+
+def test_a_reply_that_never_started_says_so_in_full(qtbot, chat):
+    key = object()
+    reply = chat.add_request(key, "hi")
+    chat.finish_turn(key, None, partial=True, reason="engine crashed before it started")
+    assert reply.status() == "⚠ engine crashed before it started: no reply"
+    assert reply._status_label.toolTip() == reply.status()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -81,13 +81,13 @@ class CodeHighlighter(QSyntaxHighlighter):
 
     def __init__(self, document: QTextDocument, dark: bool) -> None:
         super().__init__(document)
-        self._style = "monokai" if dark else "default"
+        self.style_name = "monokai" if dark else "default"
 
     def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt override
         language = code_language(self.currentBlock().blockFormat())
         if language is None or get_lexer_by_name is None:
             return
-        for start, length, fmt in _coloured_spans(language, text, self._style):
+        for start, length, fmt in _coloured_spans(language, text, self.style_name):
             self.setFormat(start, length, fmt)
 
 
@@ -242,6 +242,19 @@ class MessageBody(QTextBrowser):
         super().resizeEvent(event)
         self._fit_height()
         self.code_copy.place()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._restyle_code()
+
+    def _restyle_code(self) -> None:
+        """A live theme switch: code blocks take the new scheme's background and colours."""
+        style = "monokai" if theme.is_dark() else "default"
+        if self._highlighter.style_name != style:
+            self._highlighter.style_name = style
+            self._style_code_blocks()
+            self._highlighter.rehighlight()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(300, self.height())

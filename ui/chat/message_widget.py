@@ -137,6 +137,10 @@ class MessageWidget(QFrame):
 
     def set_status(self, text: str) -> None:
         self._status_label.setText(text)
+        # The label is cut in a narrow chat: the whole line on hover.
+        self._status_label.setToolTip(
+            text or "Where this reply stands: queued, generating, or why it stopped"
+        )
 
     def stats(self) -> str:
         return self._stats_label.text()
@@ -154,7 +158,11 @@ class MessageWidget(QFrame):
     def set_partial(self, partial: bool, reason: str | None = None) -> None:
         self.partial = partial
         if partial:
-            self.set_status(f"⚠ partial reply ({reason or 'interrupted'})")
+            reason = reason or "interrupted"
+            if reason.endswith("before it started") and not self.text():
+                self.set_status(f"⚠ {reason}: no reply")
+            else:
+                self.set_status(f"⚠ partial reply ({reason})")
         self._restyle()
 
     def set_editable(self, editable: bool) -> None:
