@@ -103,7 +103,9 @@ class ThreadTuner(QObject):
     def _on_bridge_tune_progressed(self, event: ev.TuneProgress) -> None:
         if event.phase == "prefill":
             label = "thread" if event.n_threads == 1 else "threads"
-            self.chat.append_reply_text(BUBBLE_KEY, f"\n\n**{event.n_threads} {label}:** ")
+            # Plain text: a streamed bubble shows its unfinished paragraph as typed, so
+            # Markdown marks would show as asterisks until the paragraph ends.
+            self.chat.append_reply_text(BUBBLE_KEY, f"\n\n{event.n_threads} {label}: ")
             text = f"measuring threads {event.step}/{event.total}: {event.n_threads} {label}"
             self.chat.set_turn_status(BUBBLE_KEY, text + "…")
             self.status.showMessage(f"Measuring threads {event.step}/{event.total}…")
