@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from app import bandwidth
 from app.cli.common import (
@@ -13,6 +14,7 @@ from app.cli.common import (
     sampling_from_args,
 )
 from app.cli.remote_session import add_endpoint_flags, describe_loaded, open_session
+from app.conversation_settings import effective_sampling
 from app.diagnosis import diagnose_trace
 from app.engine import events as ev
 from app.errors import GlassboxError
@@ -35,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_common_flags(parser)
     add_endpoint_flags(parser)
+    # Flags added from here on note that they were typed: a typed sampling flag wins
+    # over the conversation's stored overrides, an untyped default does not.
+    parser.register("action", None, _TypedStore)
+    parser.register("action", "store", _TypedStore)
+    parser.register("action", "append", _TypedAppend)
     add_sampling_flags(parser)
     parser.add_argument(
         "--system", default="", help="system prompt for a new conversation (default: none)"
@@ -54,6 +61,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+class _TypedStore(argparse._StoreAction):
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        super().__call__(parser, namespace, values, option)
+        namespace.typed_flags = {*getattr(namespace, "typed_flags", ()), self.dest}
+
+
+class _TypedAppend(argparse._AppendAction):
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        super().__call__(parser, namespace, values, option)
+        namespace.typed_flags = {*getattr(namespace, "typed_flags", ()), self.dest}
+
+
+def _conversation_sampling(
+    store: Store, conversation_id: int, sampling: SamplingSettings, args: argparse.Namespace
+) -> SamplingSettings:
+    """The flags' settings with the conversation's stored overrides applied, except
+    for the flags typed on this command line."""
+    typed: set[str] = getattr(args, "typed_flags", set())
+    stored = store.sampling_overrides(conversation_id) or {}
+    kept = {name: value for name, value in stored.items() if name not in typed}
+    if kept:
+        shown = ", ".join(f"{name}={value}" for name, value in sorted(kept.items()))
+        print(f"conversation {conversation_id} uses its own {shown}", file=sys.stderr)
+    return effective_sampling(sampling, kept, conversation_id)
+
+
 def run(args: argparse.Namespace) -> int:
     sampling = sampling_from_args(args)
     store = Store.open()
@@ -64,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             if store.get_conversation(args.conversation) is None:
                 raise GlassboxError(f"no conversation with id {args.conversation}")
             conversation_id = args.conversation
+            sampling = _conversation_sampling(store, conversation_id, sampling, args)
         else:
             conversation_id = store.create_conversation(system_prompt=args.system).id
         print(f"conversation {conversation_id}", file=sys.stderr)

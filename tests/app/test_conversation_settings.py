@@ -4,7 +4,10 @@ migration from schema 2) and system-prompt presets (built-in, saved in the GUI s
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -289,3 +292,55 @@ def test_a_branch_keeps_the_overrides_of_its_original(tmp_path: Path) -> None:
         second = store.add_message(original.id, "user", "second")
         branch = branch_before(store, original.id, second.id)
         assert store.sampling_overrides(branch.id) == {"temperature": 0.0, "max_tokens": 16}
+
+
+# -- the CLI: glassbox chat --conversation ID ------------------------------------------------
+
+
+def _chat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GLASSBOX_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "chat", "--ctx", "512", *args],
+        input="Say hi.",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def _last_reply_sampling(home: Path) -> dict:
+    with Store.open(home / "glassbox.sqlite3") as store:
+        return store.messages(1)[-1].sampling_settings or {}
+
+
+def test_cli_chat_applies_the_stored_overrides_and_typed_flags_win(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "glassbox.sqlite3") as store:
+        conversation = store.create_conversation("tuned")
+        save_overrides(store, conversation.id, {"max_tokens": 3, "temperature": 0.0, "seed": 4})
+
+    result = _chat(tmp_path, "--conversation", "1")
+    assert result.returncode == 0, result.stderr
+    assert "conversation 1 uses its own max_tokens=3, seed=4, temperature=0.0" in result.stderr
+    used = _last_reply_sampling(tmp_path)
+    assert (used["max_tokens"], used["temperature"], used["seed"]) == (3, 0.0, 4)
+    assert used["top_k"] == SamplingSettings().top_k  # not overridden: the flag's default
+
+    # A flag typed on the command line wins over the stored value; the others still apply.
+    result = _chat(tmp_path, "--conversation", "1", "--max-tokens", "5")
+    assert result.returncode == 0, result.stderr
+    used = _last_reply_sampling(tmp_path)
+    assert (used["max_tokens"], used["temperature"], used["seed"]) == (5, 0.0, 4)
+
+
+def test_cli_chat_with_invalid_stored_overrides_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "glassbox.sqlite3"
+    with Store.open(path) as store:
+        store.create_conversation("broken")
+        store.set_sampling_overrides(1, {"top_p": 3.5})  # bypasses save_overrides' check
+    result = _chat(tmp_path, "--conversation", "1")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("glassbox:")]
+    assert len(errors) == 1 and "conversation 1 are invalid: top-p must be in (0, 1]" in errors[0]
+    with Store.open(path) as store:
+        assert store.messages(1) == []  # nothing was sent
