@@ -29,6 +29,9 @@ def _contracts_config(tmp_path: Path) -> Path:
         lines.append("[[tool.importlinter.contracts]]")
         for key, value in contract.items():
             lines.append(f"{key} = {value!r}".replace("'", '"'))
+        if "ignore_imports" in contract:
+            # The small trees here lack most modules the real exceptions name.
+            lines.append('unmatched_ignore_imports_alerting = "none"')
     path = tmp_path / "contracts.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
