@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from remote_servers import StubHttpServer
+from remote_servers import WORDS, StubHttpServer
 
 from app.cli.main import main
 from app.metrics import FIELD_NAMES
@@ -57,3 +57,16 @@ def test_bad_endpoint_flags_are_one_line_errors(
     assert main(["chat", *argv]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_saved_endpoint_is_used_by_its_name(
+    stub: StubHttpServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.endpoints import Endpoint, save_endpoints
+
+    save_endpoints([Endpoint(stub.url, model="vllm", name="lab")])
+    monkeypatch.setattr("sys.stdin", io.StringIO("hi"))
+    assert main(["chat", "--endpoint", "lab"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "".join(WORDS)
+    assert captured.err.startswith("vllm | remote " + stub.url)
