@@ -28,6 +28,7 @@ from ui.chat.chat_view import ChatView
 from ui.chat.conversation_list import ConversationList
 from ui.chrome.api_server_toggle import ApiServerToggle
 from ui.chrome.controller import ChatController
+from ui.chrome.conversation_settings_menu import ConversationSettingsAction
 from ui.chrome.crash_banner import CrashBanner
 from ui.chrome.demos_menu import DemosMenu
 from ui.chrome.file_menu import FileMenuActions
@@ -191,6 +192,7 @@ class MainWindow(QMainWindow):
         self.model_picker.model_requested.connect(self.controller.load_model)
         self.controller.model_ready.connect(self._on_controller_model_ready)
         self._build_menus()
+        self.conversation_settings = ConversationSettingsAction(self)  # Edit menu
         self.file_actions = FileMenuActions(self)  # File: export, import
         self.api_server = ApiServerToggle(  # Server menu: the OpenAI-compatible API
             session=session,
