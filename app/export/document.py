@@ -10,8 +10,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.conversation_settings import apply_overrides, clean_overrides, to_json_overrides
 from app.errors import GlassboxError
 from app.metrics import FIELD_NAMES, TurnMetrics
+from app.settings import SamplingSettings
 from app.storage.store import ROLES, Conversation, Message, Store
 
 FORMAT_NAME = "glassbox-conversation"
@@ -31,6 +33,9 @@ class ConversationDocument:
     messages: list[Message]
     source_id: int | None = None  # the conversation's id in the database it came from
     exported_at: float = field(default_factory=time.time)
+    # The sampling fields the conversation overrides (app.conversation_settings); an
+    # optional key, so version 1 readers without it still read the file.
+    sampling_overrides: dict[str, Any] | None = None
 
     def turns(self) -> list[tuple[int, Message]]:
         """(turn number from 1, assistant message) for every reply, in order."""
@@ -57,6 +62,7 @@ class ConversationDocument:
                 "created_at": self.created_at,
                 "updated_at": self.updated_at,
                 "models": self.models(),
+                "sampling_overrides": self.sampling_overrides,
             },
             "messages": [_message_to_dict(m) for m in self.messages],
         }
@@ -82,6 +88,7 @@ class ConversationDocument:
             messages=[_message_from_dict(m, i) for i, m in enumerate(messages, start=1)],
             source_id=conversation.get("id") if isinstance(conversation.get("id"), int) else None,
             exported_at=float(data.get("exported_at") or 0.0),
+            sampling_overrides=_overrides_from(conversation.get("sampling_overrides")),
         )
 
 
@@ -110,7 +117,29 @@ def document_from_store(store: Store, conversation: Conversation) -> Conversatio
         updated_at=conversation.updated_at,
         messages=store.messages(conversation.id),
         source_id=conversation.id,
+        sampling_overrides=_stored_overrides(store, conversation.id),
     )
+
+
+def _stored_overrides(store: Store, conversation_id: int) -> dict[str, Any] | None:
+    # Unreadable stored overrides must not stop the export of the messages.
+    try:
+        return store.sampling_overrides(conversation_id)
+    except GlassboxError:
+        return None
+
+
+def _overrides_from(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ExportError(f"conversation: sampling_overrides must be an object, got {value!r}")
+    try:
+        cleaned = clean_overrides(value)
+        apply_overrides(SamplingSettings(), cleaned)  # refused here rather than at a send
+    except GlassboxError as exc:
+        raise ExportError(f"conversation: sampling_overrides: {exc}") from None
+    return to_json_overrides(cleaned) or None
 
 
 def _message_to_dict(m: Message) -> dict[str, Any]:

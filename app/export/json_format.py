@@ -41,4 +41,5 @@ def import_document(store: Store, document: ConversationDocument) -> Conversatio
         document.created_at,
         document.updated_at,
         document.messages,
+        sampling_overrides=document.sampling_overrides,
     )

@@ -344,3 +344,27 @@ def test_cli_chat_with_invalid_stored_overrides_is_a_one_line_error(tmp_path: Pa
     assert len(errors) == 1 and "conversation 1 are invalid: top-p must be in (0, 1]" in errors[0]
     with Store.open(path) as store:
         assert store.messages(1) == []  # nothing was sent
+
+
+def test_a_json_export_carries_the_overrides_and_an_import_restores_them(tmp_path: Path) -> None:
+    from app.export.document import ConversationDocument, ExportError, document_from_store
+    from app.export.json_format import import_document, read_json, write_json
+
+    with Store.open(tmp_path / "db.sqlite3") as store:
+        tuned = store.create_conversation("tuned")
+        save_overrides(store, tuned.id, {"temperature": 0.3, "stop": ["END"]})
+        store.add_message(tuned.id, "user", "hi")
+        plain = store.create_conversation("plain")
+        for conversation, name in ((tuned, "tuned.json"), (plain, "plain.json")):
+            write_json(document_from_store(store, conversation), tmp_path / name)
+        copy = import_document(store, read_json(tmp_path / "tuned.json"))
+        assert store.sampling_overrides(copy.id) == {"temperature": 0.3, "stop": ["END"]}
+        copy = import_document(store, read_json(tmp_path / "plain.json"))
+        assert store.sampling_overrides(copy.id) is None
+
+    data = json.loads((tmp_path / "tuned.json").read_text(encoding="utf-8"))
+    del data["conversation"]["sampling_overrides"]  # a file from before the key
+    assert ConversationDocument.from_dict(data).sampling_overrides is None
+    data["conversation"]["sampling_overrides"] = {"top_p": 9}
+    with pytest.raises(ExportError, match="sampling_overrides: top-p must be in"):
+        ConversationDocument.from_dict(data)
