@@ -105,6 +105,9 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"conversation {conversation.id}: {conversation.title}")
     if conversation.system_prompt.strip():
         print(f"\n[system]\n{conversation.system_prompt.strip()}")
+    if document.sampling_overrides:  # the conversation's own sampling (Conversation settings…)
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(document.sampling_overrides.items()))
+        print(f"\n[sampling overrides] {shown}")
     for message in document.messages:
         note = f" (partial: {message.stop_reason or 'unfinished'})" if message.partial else ""
         print(f"\n[{message.role}]{note}\n{message.content.strip()}")

@@ -368,3 +368,23 @@ def test_a_json_export_carries_the_overrides_and_an_import_restores_them(tmp_pat
     data["conversation"]["sampling_overrides"] = {"top_p": 9}
     with pytest.raises(ExportError, match="sampling_overrides: top-p must be in"):
         ConversationDocument.from_dict(data)
+
+
+def test_conversations_show_prints_the_overrides(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "glassbox.sqlite3") as store:
+        save_overrides(store, store.create_conversation("tuned").id, {"top_k": 7, "seed": 3})
+        store.create_conversation("plain")
+    env = {**os.environ, "GLASSBOX_HOME": str(tmp_path)}
+    shown = [
+        subprocess.run(
+            [sys.executable, "-m", "app.cli.main", "conversations", "show", which],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        for which in ("1", "2")
+    ]
+    assert all(result.returncode == 0 for result in shown), [r.stderr for r in shown]
+    assert "[sampling overrides] seed=3, top_k=7" in shown[0].stdout.splitlines()
+    assert "sampling overrides" not in shown[1].stdout
