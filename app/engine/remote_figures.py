@@ -6,7 +6,8 @@ between streamed chunks (inter-token latency) and the decode rate.
 Taken from the server where it reports them:
 - llama.cpp server's `timings` (prompt_n, cache_n, prompt_ms, predicted_n, predicted_ms);
 - the `usage` block (stream_options.include_usage: vLLM, llama.cpp, Ollama, OpenAI);
-- the Prometheus /metrics KV cache usage (fetched after the turn, server-wide).
+- the Prometheus /metrics KV cache usage (fetched after the turn, server-wide),
+  used when the slot's own cells are not known.
 Anything no one reported stays None: shown as unknown, never estimated.
 """
 
@@ -104,16 +105,17 @@ def build_metrics(times: ClientTimes, server: ServerFigures, reason: str | None)
             m.prefill_tok_s = evaluated * 1000.0 / prompt_ms if prompt_ms > 0 else None
 
     # KV: the slot's context size from /slots; what this turn left in it from
-    # timings (cached + evaluated prompt + generated tokens); the server-wide
-    # fill from /metrics where exposed, which is the figure that says "full".
+    # timings (cached + evaluated prompt + generated tokens). When both are
+    # known the fill is theirs, so the cells and the percentage shown together
+    # agree; otherwise the server-wide fill from /metrics where exposed (vLLM).
     m.kv_cells_total = server.slot_n_ctx
     predicted = _int(timings, "predicted_n")
     if evaluated is not None and predicted is not None and timings is not None:
         m.kv_cells_used = (cached or 0) + evaluated + predicted
-    if server.kv_fill is not None:
-        m.kv_fill = server.kv_fill
-    elif m.kv_cells_used is not None and m.kv_cells_total:
+    if m.kv_cells_used is not None and m.kv_cells_total:
         m.kv_fill = m.kv_cells_used / m.kv_cells_total
+    elif server.kv_fill is not None:
+        m.kv_fill = server.kv_fill
     return m
 
 

@@ -205,3 +205,12 @@ def test_connect_timeout_message() -> None:
         httpx.ConnectTimeout("timed out"), "http://10.1.2.3:8000/v1/models", tokens=0, timeout_s=5
     )
     assert str(fault) == "connecting to 10.1.2.3:8000 timed out: is the server up and reachable?"
+
+
+def test_slot_cells_and_their_fill_agree_when_the_server_also_has_metrics(
+    stub: StubHttpServer,
+) -> None:
+    _, finished = one_turn(stub.url, "llamacpp")  # this stub also serves /metrics (0.25)
+    m = finished.metrics
+    assert (m.kv_cells_used, m.kv_cells_total) == (19, 2048)
+    assert m.kv_fill == pytest.approx(19 / 2048)
