@@ -150,6 +150,13 @@ class RemoteEngine:
             self._loads_in_flight += 1
         load_id = next(self._load_ids)
         self._emit(ev.ModelLoadStarted(model_path=self.endpoint.root, load_id=load_id))
+        if model.lower().endswith(".gguf"):  # a local file, chosen in a window on a server
+            self._load_failed(
+                load_id,
+                f"this engine talks to {self.endpoint.root}; a local model file needs the "
+                "local engine (start Glassbox without --endpoint)",
+            )
+            return load_id
         self._start_thread(self._connect, (load_id, model), "glassbox-remote-connect")
         return load_id
 

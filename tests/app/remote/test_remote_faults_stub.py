@@ -214,3 +214,11 @@ def test_slot_cells_and_their_fill_agree_when_the_server_also_has_metrics(
     m = finished.metrics
     assert (m.kv_cells_used, m.kv_cells_total) == (19, 2048)
     assert m.kv_fill == pytest.approx(19 / 2048)
+
+
+def test_a_local_model_file_is_refused_with_a_reason(stub: StubHttpServer) -> None:
+    with RemoteEngine(Endpoint(stub.url)) as engine:
+        engine.load("/models/other.Q4_K_M.gguf")
+        events = [engine.next_event(timeout=10) for _ in range(2)]
+    assert isinstance(events[1], ev.EngineError)
+    assert "local model file needs the local engine" in events[1].message
