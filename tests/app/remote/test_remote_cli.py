@@ -70,3 +70,14 @@ def test_a_saved_endpoint_is_used_by_its_name(
     captured = capsys.readouterr()
     assert captured.out.strip() == "".join(WORDS)
     assert captured.err.startswith("vllm | remote " + stub.url)
+
+
+@pytest.mark.parametrize("command", ["chat", "bench", "load", "gui"])
+def test_every_model_command_takes_the_endpoint_flags(command: str) -> None:
+    from app.cli.main import build_parser
+
+    extra = ["--prompts", "p.txt"] if command == "bench" else []
+    args = build_parser().parse_args(
+        [command, "--endpoint", "http://h:1", "--api-key-env", "K", "--remote-model", "m", *extra]
+    )
+    assert (args.endpoint, args.api_key_env, args.remote_model) == ("http://h:1", "K", "m")
