@@ -1,12 +1,13 @@
 """The prompt the model saw, as tokens: special tokens marked, counted per role.
 
-The turn's own tokens stay in the worker, which is busy decoding; this asks a
-short-lived child process instead. It loads only the model's vocabulary
-(llama.cpp's vocab_only: no weights, well under a second), renders the
-conversation with the same chat template and fallback as the worker, tokenizes
-it the same way, and sends back each token's id, text and whether it is a
-special (control) token. Which role each token belongs to comes from rendering
-the conversation one message at a time: where each prefix ends in the full text.
+The turn's own tokens stay in the worker, which is busy decoding; a short-lived
+child process tokenizes instead (app.engine.prompt_tokenizer.prompt_tokens). It
+loads only the model's vocabulary (llama.cpp's vocab_only: no weights, well
+under a second), renders the conversation with the same chat template and
+fallback as the worker, tokenizes it the same way, and sends back each token's
+id, text and whether it is a special (control) token. Which role each token
+belongs to comes from rendering the conversation one message at a time: where
+each prefix ends in the full text.
 
 With the turn's metrics, the first prompt_tokens_cached tokens came from the KV
 cache and the rest were evaluated this turn.
@@ -14,8 +15,6 @@ cache and the rest were evaluated this turn.
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ from app.engine.prompting import Message
 
 TEMPLATE_ROLE = "template"  # BOS and the header that asks the model to answer
 ROLES = ("system", "user", "assistant", TEMPLATE_ROLE)
-CHILD_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -63,16 +61,3 @@ def role_of_offsets(boundaries: Sequence[tuple[int, str]], offset: int) -> str:
         if offset < end:
             return role
     return TEMPLATE_ROLE
-
-
-def prompt_tokens(
-    model_path: str, messages: Sequence[Message], dropped_messages: int = 0
-) -> PromptTokens:
-    """Tokenize the conversation as the worker did, in a child process (see module doc)."""
-    kept = [dict(m) for m in kept_messages(messages, dropped_messages)]
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        from app.engine import prompt_tokenizer  # noqa: PLC0415 - the child's entry point
-
-        future = pool.submit(prompt_tokenizer.tokenize_conversation, model_path, kept)
-        return future.result(timeout=CHILD_TIMEOUT_S)

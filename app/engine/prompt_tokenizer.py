@@ -1,18 +1,29 @@
-"""Child-process side of app.prompt_tokens: the model's vocabulary only, no weights.
+"""The prompt view's tokenizer (app.prompt_tokens): the model's vocabulary only, no weights.
 
-Imports llama_cpp, so it runs only in the child process that
-app.prompt_tokens starts (never in the GUI or CLI process).
+prompt_tokens() runs in the caller's process and starts a child process; the
+functions that import llama_cpp run only in that child (never in the GUI or
+CLI process), and in app.engine.logprob_worker's.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from app.engine.chat_template import TemplateError, checked_template
 from app.engine.prompting import Message, plain_prompt
-from app.prompt_tokens import TEMPLATE_ROLE, PromptToken, PromptTokens, role_of_offsets
+from app.prompt_tokens import (
+    TEMPLATE_ROLE,
+    PromptToken,
+    PromptTokens,
+    kept_messages,
+    role_of_offsets,
+)
+
+CHILD_TIMEOUT_S = 120.0
 
 
 def _render(template: Any, messages: Sequence[Message], generation: bool) -> str | None:
@@ -96,3 +107,14 @@ def tokenize_with(llm: Any, messages: list[Message]) -> PromptTokens:
             offset += len(piece)
         out.tokens.append(PromptToken(int(token), text_piece, control, role))
     return out
+
+
+def prompt_tokens(
+    model_path: str, messages: Sequence[Message], dropped_messages: int = 0
+) -> PromptTokens:
+    """Tokenize the conversation as the worker did, in a child process (see module doc)."""
+    kept = [dict(m) for m in kept_messages(messages, dropped_messages)]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        future = pool.submit(tokenize_conversation, model_path, kept)
+        return future.result(timeout=CHILD_TIMEOUT_S)

@@ -12,7 +12,8 @@ from typing import Any
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 
-from app.prompt_tokens import PromptTokens, prompt_tokens
+from app.engine.prompt_tokenizer import prompt_tokens
+from app.prompt_tokens import PromptTokens
 from ui.infra.tasks import BackgroundTasks, describe_error
 from ui.internals.panel import InternalsPanel
 

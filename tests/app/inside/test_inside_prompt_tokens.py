@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from app.engine import events as ev
-from app.prompt_tokens import kept_messages, prompt_tokens
+from app.engine.prompt_tokenizer import prompt_tokens
+from app.prompt_tokens import kept_messages
 from app.settings import SamplingSettings
 
 from helpers import run_turn
