@@ -60,6 +60,30 @@ class TurnTrace:
         }
 
 
+def child_pids(proc: str = "/proc") -> list[int]:
+    """This process's children (the engine worker among them), from /proc; [] elsewhere.
+
+    For callers that do not know the worker's pid: its CPU time is ours, not
+    another program's.
+    """
+    me, found = os.getpid(), []
+    try:
+        entries = os.listdir(proc)
+    except OSError:
+        return []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{name}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields and int(fields[1]) == me:  # field 4, the parent pid
+            found.append(int(name))
+    return found
+
+
 class TraceRecorder:
     """Builds a TurnTrace per request from engine events (any thread, one at a time).
 

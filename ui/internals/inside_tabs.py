@@ -24,7 +24,7 @@ from app.latency_stats import SessionLatency
 from app.metrics import TurnMetrics
 from app.models.gguf_file import read_gguf_info
 from app.turn_timeline import build_timeline
-from app.turn_trace import TraceRecorder, TurnTrace
+from app.turn_trace import TraceRecorder, TurnTrace, child_pids
 from ui.infra.tasks import BackgroundTasks
 from ui.internals.bandwidth_view import BandwidthView
 from ui.internals.diagnosis_view import DiagnosisView
@@ -52,7 +52,7 @@ class InsideTabs(QTabWidget):
         super().__init__(parent)
         self.setAccessibleName("Inside the turn")
         self.setDocumentMode(True)
-        self.recorder = TraceRecorder()
+        self.recorder = TraceRecorder(child_pids)  # the worker is a child: its CPU is ours
         self.session_latency = SessionLatency()
         self.model: ev.ModelLoaded | None = None
         self.bandwidth_bytes_s: float | None = None

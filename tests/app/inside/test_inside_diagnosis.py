@@ -150,3 +150,17 @@ def test_the_recorder_measures_other_programs_cpu():
 def test_half_a_second_waiting_for_a_load_is_slow_even_in_a_quick_turn():
     d = dx.diagnose(turn(queue=700.0, prefill=50.0, decode_ms=100.0), TurnTrace(load_wait_ms=650.0))
     assert d.cause == dx.COLD_START
+
+
+def test_child_pids_finds_a_child_process():
+    import subprocess
+    import sys
+
+    from app.turn_trace import child_pids
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in child_pids()
+    finally:
+        child.kill()
+        child.wait()
