@@ -22,7 +22,8 @@ from multiprocessing.synchronize import Event as EventType
 from typing import Any, Protocol
 
 from app.engine import events as ev
-from app.engine.native_decode import DecodeError
+from app.engine.cache_text import CacheText
+from app.engine.native_decode import DecodeError, PrefillCancelled
 from app.engine.prompting import Message, find_stop, fit_history, held_stop_prefix
 from app.engine.sampler import SamplerChain
 from app.engine.token_batch import TokenBatcher
@@ -59,8 +60,12 @@ class Loaded(Protocol):
     def kv_bytes_per_cell(self) -> int: ...
     @property
     def kv_bytes_total(self) -> int: ...
+    @property
+    def cache_text(self) -> CacheText: ...
 
-    def tokenize_chat(self, messages: Sequence[Message]) -> tuple[list[int], tuple[str, ...]]: ...
+    def render_chat(self, messages: Sequence[Message]) -> tuple[bytes, bool, tuple[str, ...]]: ...
+
+    def tokenize_prompt(self, text: bytes, add_bos: bool) -> list[int]: ...
 
     def cached_prefix(self, tokens: list[int]) -> int: ...
 
@@ -76,6 +81,7 @@ DECODE_LOOPS = ("native", "generate")
 
 @dataclass
 class PreparedPrompt:
+    text: bytes  # the rendered prompt the tokens stand for
     tokens: list[int]
     stops: tuple[str, ...]  # the request's stop strings and the format's own
     cached: int  # prompt tokens the KV cache already holds
@@ -102,13 +108,14 @@ def prepare_prompt(
     holder: dict[str, Any] = {}
 
     def count(candidate: Sequence[Message]) -> int:
-        holder["tokens"], holder["stops"] = model.tokenize_chat(candidate)
+        text, add_bos, holder["stops"] = model.render_chat(candidate)
+        holder["text"], holder["tokens"] = text, model.tokenize_prompt(text, add_bos)
         return len(holder["tokens"])
 
     _, dropped, _ = fit_history(list(messages), count, model.n_ctx, reserve)
     tokens: list[int] = holder["tokens"]
     stops = tuple(sampling.stop) + tuple(holder["stops"])
-    return PreparedPrompt(tokens, stops, model.cached_prefix(tokens), dropped)
+    return PreparedPrompt(holder["text"], tokens, stops, model.cached_prefix(tokens), dropped)
 
 
 class _TextStream:
@@ -195,12 +202,43 @@ def stream_reply(
     reply = StreamedReply()
     stream = _TextStream(reply, prompt.stops, TokenBatcher(conn.send, request_id))
     seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
-    if decode_loop_name() == "generate":
-        _decode_with_llama_generate(model, cancel, prompt, sampling, seed, stream)
-    else:
-        _decode_native(model, cancel, prompt, sampling, seed, stream)
+    try:
+        if decode_loop_name() == "generate":
+            _decode_with_llama_generate(model, cancel, prompt, sampling, seed, stream)
+        else:
+            _decode_native(model, cancel, prompt, sampling, seed, stream)
+    except BaseException:
+        model.cache_text.forget()  # the cache was cleared or is unknown
+        raise
     stream.finish()
+    _settle_cache(model, prompt, reply)
     return reply
+
+
+def _settle_cache(model: Loaded, prompt: PreparedPrompt, reply: StreamedReply) -> None:
+    """Make what the KV cache holds match the reply the next prompt will carry.
+
+    A stop string is not part of the reply, so its tokens leave the cache; then
+    the cache text is recorded, so the next prompt reuses these token ids
+    (app.engine.cache_text). A prefill stopped part-way holds a part of this
+    prompt, which the cache text from before still describes: it stays.
+    """
+    native = model.native
+    held = native.cached_tokens()
+    n_prompt = len(prompt.tokens)
+    if held[:n_prompt] != prompt.tokens:
+        return
+    reply_tokens = held[n_prompt:]
+    if reply.stop_reason == "stop":
+        kept_bytes, size, keep = len(reply.text.encode("utf-8")), 0, 0
+        for token in reply_tokens:
+            size += len(native.piece(token))
+            if size > kept_bytes:
+                break
+            keep += 1
+        native.truncate(n_prompt + keep)
+        reply_tokens = reply_tokens[:keep]
+    model.cache_text.record(prompt.text, prompt.tokens, reply_tokens, native.piece)
 
 
 def _decode_native(
@@ -217,8 +255,16 @@ def _decode_native(
     max_tokens, n_ctx = sampling.max_tokens, model.n_ctx
     prefill_started = time.monotonic_ns()
     with SamplerChain(model.llama_cpp, model.n_vocab, sampling, seed) as chain:
-        n_past = native.start_turn(prompt.tokens, prompt.cached)
+        try:
+            n_past = native.start_turn(prompt.tokens, prompt.cached, cancel.is_set)
+        except PrefillCancelled:
+            reply.stop_reason = "cancelled"
+            return
         in_cache = list(prompt.tokens)
+        if cancel.is_set():  # came after the prefill's last check: no token is sampled
+            reply.stop_reason = "cancelled"
+            native.finish_turn(in_cache)
+            return
         try:
             while True:
                 token = chain.sample(ctx)
@@ -264,6 +310,9 @@ def _decode_with_llama_generate(
     )
     for token in generator:
         now = time.monotonic_ns()
+        if not reply.token_times and cancel.is_set():  # cancelled during the prefill
+            reply.stop_reason = "cancelled"
+            break
         if not reply.token_times and not reply.prefill_ns:
             reply.prefill_ns = now - prefill_started
         eog, full = is_eog(vocab, token), llm.n_tokens >= model.n_ctx
@@ -282,7 +331,7 @@ def turn_metrics(
     evaluated = len(prompt.tokens) - prompt.cached
     metrics = TurnMetrics(
         queue_ms=queue_ms,
-        prefill_ms=ns_to_ms(reply.prefill_ns),
+        prefill_ms=ns_to_ms(reply.prefill_ns) if reply.prefill_ns else None,
         prompt_tokens=len(prompt.tokens),
         prompt_tokens_cached=prompt.cached,
         prompt_tokens_evaluated=evaluated,
