@@ -127,7 +127,8 @@ class TokenView(QWidget):
             "</span></a>"
             for i, t in enumerate(tokens)
         ]
-        self.text.setHtml("<p style='line-height:160%'>" + "&#8203;".join(spans) + "</p>")
+        # A hair space between tokens, so each token's edges show.
+        self.text.setHtml("<p style='line-height:160%'>" + "&#8202;".join(spans) + "</p>")
 
     def set_branch(self, at: int, text: str) -> None:
         self.branch.setText(
