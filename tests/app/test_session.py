@@ -289,3 +289,48 @@ def _events_of(events: queue.Queue, request_id: int) -> list:
             seen.append(event)
             if isinstance(event, ev.TurnFinished):
                 return seen
+
+
+def test_a_reply_cancelled_during_prefill_is_stored_empty_and_left_out_of_the_next_prompt(
+    bundled_model, tmp_path
+):
+    store = Store.open(tmp_path / "chat.sqlite3")
+    events: queue.Queue = queue.Queue()
+    engine = LocalEngine()
+    session = ChatSession(engine, store, events.put)
+    try:
+        engine.load(bundled_model, RuntimeSettings(n_ctx=2048, n_threads=2))
+        while not isinstance(events.get(timeout=60), ev.ModelLoaded):
+            pass
+        conversation = store.create_conversation()
+        passage = "The river runs past old stone bridges under a pale autumn sky. " * 90
+        request_id = session.send(conversation.id, "Summarise: " + passage, SHORT)
+        seen = []
+        while True:
+            event = events.get(timeout=120)
+            if event.request_id != request_id:
+                continue
+            seen.append(event)
+            if isinstance(event, ev.TurnStarted):
+                assert event.prompt_tokens > 1200
+                session.cancel(request_id)  # during the prefill
+            if isinstance(event, ReplyStored):
+                break
+        assert not [e for e in seen if isinstance(e, ev.Token)]
+        reply = store.messages(conversation.id)[-1]
+        # Stored as a reply cancelled before it started: no text, marked partial.
+        assert (reply.role, reply.content, reply.partial) == ("assistant", "", True)
+        assert reply.stop_reason == "cancelled"
+        follow_up = session.send(
+            conversation.id, "Never mind. Say hi.", SHORT.with_changes(max_tokens=2)
+        )
+        while not (
+            isinstance(event := events.get(timeout=300), ReplyStored)
+            and event.request_id == follow_up
+        ):
+            pass  # the long message is evaluated again: minutes on a busy 2-core machine
+        # The next prompt holds both user messages and no reply in between.
+        assert [m["role"] for m in session.history(conversation.id)][:2] == ["user", "user"]
+    finally:
+        engine.close()
+        store.close()
