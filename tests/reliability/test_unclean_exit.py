@@ -81,14 +81,14 @@ def test_the_window_asks_before_loading_after_an_unclean_exit(home: Path, qtbot)
     window = build_window(GuiSettings(), engine=engine)
     qtbot.addWidget(window)
     window.show()
-    with qtbot.waitSignal(window.controller.conversation_opened, timeout=10_000):
+    with qtbot.waitSignal(window.controller.conversation_opened, timeout=60_000):
         window.start(None)  # what launch passes after an unclean exit
     assert engine.model_info is None
     offer_model(window, "fake.gguf")
     box = window.findChild(QMessageBox)
     assert box is not None and box.isVisible()
     assert "did not close properly" in box.text()
-    with qtbot.waitSignal(window.controller.model_ready, timeout=10_000):
+    with qtbot.waitSignal(window.controller.model_ready, timeout=60_000):
         box.button(QMessageBox.StandardButton.Yes).click()
     assert engine.model_info is not None
     window.close()
