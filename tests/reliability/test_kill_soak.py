@@ -53,9 +53,12 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
 
 
-def _run_chat(home: Path, text: str, kill_after_s: float | None) -> tuple[str, bool, float | None]:
+def _run_chat(
+    home: Path, text: str, kill_after_s: float | None, *, from_first_output: bool = False
+) -> tuple[str, bool, float | None]:
     """(stdout, whether it was killed, seconds to its first reply text); the worker must
-    be gone afterwards."""
+    be gone afterwards. kill_after_s counts from the start, or from the first reply text
+    on stdout (from_first_output); None: no kill."""
     env = dict(os.environ, GLASSBOX_HOME=str(home), PYTHONPATH=str(REPO_ROOT))
     message = home.parent / "message.txt"
     message.write_text(text, encoding="utf-8")
@@ -70,16 +73,19 @@ def _run_chat(home: Path, text: str, kill_after_s: float | None) -> tuple[str, b
         )
     assert proc.stdout is not None
     started = time.monotonic()
-    deadline = started + (kill_after_s if kill_after_s is not None else 600.0)
+    limit = started + 600.0
+    deadline = limit if kill_after_s is None or from_first_output else started + kill_after_s
     output, first_output_s = b"", None
     workers: set[int] = set()
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < min(deadline, limit) and proc.poll() is None:
         workers |= _children(proc.pid)
         ready, _, _ = select.select([proc.stdout], [], [], 0.01)
         if ready:
             chunk = os.read(proc.stdout.fileno(), 65536)
             if chunk and first_output_s is None:
                 first_output_s = time.monotonic() - started
+                if from_first_output and kill_after_s is not None:
+                    deadline = time.monotonic() + kill_after_s
             output += chunk
     killed = False
     if proc.poll() is None:
@@ -120,13 +126,14 @@ def test_killed_chat_processes_lose_nothing_they_committed(tmp_path: Path) -> No
     while killed_runs < KILLS and runs < 3 * KILLS:
         text = f"Soak {seed}-{runs}: name three colours."
         # Half the kills anywhere in a run (start-up, load, prompt), half while the
-        # reply streams and is flushed, where the writes are.
-        if runs % 2:
-            kill_after = rng.uniform(0.0, full_run_s)
+        # reply streams and is flushed, where the writes are: counted from its first text.
+        streaming = runs % 2 == 0
+        if streaming:
+            kill_after = rng.uniform(0.0, max(full_run_s - first_output_s, 0.1))
         else:
-            kill_after = rng.uniform(first_output_s * 0.9, full_run_s)
+            kill_after = rng.uniform(0.0, full_run_s)
         run_started = time.monotonic()
-        stdout, killed, first = _run_chat(home, text, kill_after)
+        stdout, killed, first = _run_chat(home, text, kill_after, from_first_output=streaming)
         runs += 1
         killed_runs += killed
         if stdout:  # a token was printed: the user message had been committed
