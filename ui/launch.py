@@ -76,10 +76,13 @@ def run_gui(args: argparse.Namespace) -> int:
     from app.cli.common import runtime_from_args
     from app.cli.remote_session import endpoint_from_args
     from app.gui_settings import GuiSettings
+    from app.run_marker import mark_clean_exit
     from ui.infra.error_dialog import install_excepthook
     from ui.startup import (
         build_window,
         create_application,
+        model_after_last_exit,
+        offer_model,
         report_startup_times,
         resolve_model,
         startup_times_requested,
@@ -88,9 +91,11 @@ def run_gui(args: argparse.Namespace) -> int:
     settings = GuiSettings.load()
     endpoint = endpoint_from_args(args)  # --endpoint: a server's model instead of a file
     engine = None
+    offer = None
     if endpoint is None:
         settings.runtime = runtime_from_args(args, settings.runtime)
-        model = resolve_model(args, settings.model_path)
+        # After an unclean exit the last model is offered, not loaded (no crash loop).
+        model, offer = model_after_last_exit(args, resolve_model(args, settings.model_path))
     else:
         from app.engine.remote import RemoteEngine
 
@@ -103,10 +108,13 @@ def run_gui(args: argparse.Namespace) -> int:
     if startup_times_requested():
         report_startup_times(app, window)
     window.start(model)
+    if offer:
+        offer_model(window, offer)
     try:
         return int(app.exec())
     finally:
         window.close()  # the engine and the store close with the window
+        mark_clean_exit()
 
 
 def run_demo(args: argparse.Namespace) -> int:
