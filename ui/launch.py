@@ -25,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gui = subparsers.add_parser("gui", help="open the desktop window (the default command)")
     add_common_flags(gui)
     add_endpoint_flags(gui)
+    gui.add_argument(
+        "--self-test",
+        action="store_true",
+        help="start offscreen, load the model, answer one prompt, exit 0 (packaging check)",
+    )
     gui.set_defaults(run=run_gui)
 
     demo = subparsers.add_parser(
@@ -70,6 +75,10 @@ def display_missing() -> bool:
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    if getattr(args, "self_test", False):
+        from ui.self_test import run_self_test
+
+        return run_self_test(args)
     if display_missing():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
         return 2

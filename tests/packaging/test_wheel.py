@@ -49,7 +49,7 @@ def test_wheel_has_the_packages_and_entry_points(tmp_path):
 def test_desktop_file_runs_the_console_script():
     desktop = configparser.ConfigParser(interpolation=None)
     desktop.optionxform = str  # keys are case-sensitive
-    desktop.read(ROOT / "packaging" / "glassbox.desktop")
+    desktop.read(ROOT / "packaging" / "linux" / "org.glassbox.Glassbox.desktop")
     entry = desktop["Desktop Entry"]
     scripts = {ep.name for ep in importlib.metadata.entry_points(group="console_scripts")}
     assert entry["Exec"].split()[0] in scripts
