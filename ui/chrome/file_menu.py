@@ -1,4 +1,5 @@
-"""File menu actions: export a conversation or the plots, import a JSON export.
+"""File menu actions (export a conversation or the plots, import a JSON export) and the
+Tools menu (experiments, replay of the last reply).
 
 Files are read and written on the window's background runner; only drawing the
 plot images (Qt painting) happens on the GUI thread, then the bytes go to disk
@@ -10,18 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
 from app.export.csv_format import write_csv
 from app.export.document import ExportError, document_from_store
 from app.export.html_report import write_html
 from app.export.json_format import import_document, read_json, write_json
 from app.export.svg_plots import combined_svg
+from app.paths import bundled_model_path
+from app.replay import ReplayResult, plan_replay, run_replay
 from app.storage.store import Conversation
+from ui.dialogs.experiments_dialog import ExperimentsDialog
 from ui.infra.error_dialog import show_error
 from ui.infra.plot_export import plots_png_bytes, plots_svg_text
+from ui.infra.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from ui.chrome.main_window import MainWindow
@@ -40,16 +45,45 @@ class FileMenuActions(QObject):
     Signals:
         exported(str): a file was written (its path).
         imported(int): a JSON export became this conversation.
+        replayed(object): a replay ended (its app.replay.ReplayResult).
     """
 
     exported = Signal(str)
     imported = Signal(int)
+    replayed = Signal(object)
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.actions: list[QAction] = []
+        # Replays and experiments load a model of their own and run for seconds: not on
+        # the window's runner, where they would hold up its storage jobs.
+        self.long_tasks = BackgroundTasks(self, thread_name="glassbox-replay")
+        self.experiments_dialog: ExperimentsDialog | None = None
         self.install(*_file_menu_and_quit(window))
+        self._install_tools_menu()
+
+    def _install_tools_menu(self) -> None:
+        tools = self.window.menuBar().addMenu("&Tools")
+        for text, slot, tip in (
+            (
+                "&Experiments…",
+                self.open_experiments,
+                "Run the same prompts under two configurations and compare them",
+            ),
+            (
+                "&Replay last reply",
+                self.replay_last,
+                "Run the last reply again with its recorded model, settings, seed and prompt, "
+                "and say whether it came out the same",
+            ),
+        ):
+            action = QAction(text, self.window)
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+            action.triggered.connect(lambda _checked=False, s=slot: s())
+            tools.addAction(action)
+            self.actions.append(action)
 
     def install(self, menu: QMenu, before: QAction | None = None) -> None:
         """Add the actions to `menu`, ahead of `before` (the separator above Quit) when given."""
@@ -161,6 +195,48 @@ class FileMenuActions(QObject):
             self.imported.emit(conversation.id)
 
         self.window.tasks.run(job, on_done=done, on_error=self._on_error)
+
+    def open_experiments(self) -> ExperimentsDialog | None:
+        if self.experiments_dialog is None:
+            info = self.window.engine.model_info
+            model = Path(info.model_path) if info else bundled_model_path()
+            if model is None:
+                self._fail("Load a model first: experiments start from the current one.")
+                return None
+            self.experiments_dialog = ExperimentsDialog(
+                model, self.window.settings.runtime, self.window.settings.sampling, self.window
+            )
+        self.experiments_dialog.show()
+        self.experiments_dialog.raise_()
+        return self.experiments_dialog
+
+    def replay_last(self) -> None:
+        conversation_id = self.window.controller.conversation_id
+        if conversation_id is None:
+            self._fail("Open a conversation first: there is no reply to replay.")
+            return
+        store = self.window.store
+        self.window.status.showMessage("Replaying the last reply…", STATUS_MS)
+
+        def job() -> ReplayResult:
+            return run_replay(plan_replay(store, conversation_id, "last"))
+
+        def done(result: ReplayResult) -> None:
+            box = QMessageBox(
+                QMessageBox.Icon.Information,
+                "Replay",
+                result.summary(),
+                QMessageBox.StandardButton.Ok,
+                self.window,
+            )
+            box.setDetailedText(f"Recorded:\n{result.plan.message.content}\n\nNow:\n{result.text}")
+            box.setModal(False)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.show()
+            self.window.status.showMessage(result.summary(), STATUS_MS)
+            self.replayed.emit(result)
+
+        self.long_tasks.run(job, on_done=done, on_error=self._on_error)
 
     # ---- helpers --------------------------------------------------------------------------
     def _ask_save(self, title: str, filters: str, path: str | Path | None) -> Path | None:
