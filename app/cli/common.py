@@ -250,6 +250,8 @@ def describe_loaded(loaded: ev.ModelLoaded) -> str:
         lines.append(loaded.repack_note)
     if loaded.chat_template_note:
         lines.append(loaded.chat_template_note)
+    if loaded.context_note:
+        lines.append(f"warning: {loaded.context_note}")
     return "\n".join(lines)
 
 

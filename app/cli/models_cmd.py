@@ -102,7 +102,10 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f"available {format_bytes(e.available_bytes)} RAM")
     if args.gpu_layers:
         print("VRAM      unknown until the model is loaded (GPU offload requested)")
-    print(f"verdict   {e.verdict}")
+    beyond = " in memory, beyond the trained context" if e.context_warning else ""
+    print(f"verdict   {e.verdict}{beyond}")
+    if e.context_warning:
+        print(f"warning   {e.context_warning}")
     return 0
 
 

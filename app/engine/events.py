@@ -36,7 +36,8 @@ class ModelLoadProgress(EngineEvent):
 @dataclass
 class ModelLoaded(EngineEvent):
     model_path: str = ""
-    model_name: str = ""
+    model_name: str = ""  # for people: "SmolLM2 135M Instruct · Q4_1" (app.models.names)
+    general_name: str = ""  # the GGUF's general.name as written, often a training-run label
     load_ms: float = 0.0
     n_layers: int = 0
     n_layers_offloaded: int = 0
@@ -44,6 +45,7 @@ class ModelLoaded(EngineEvent):
     gpu_offload_supported: bool = False
     n_ctx: int = 0
     n_ctx_train: int = 0
+    context_note: str = ""  # set when n_ctx is beyond n_ctx_train, naming both
     n_threads: int = 0
     kv_bytes_per_token: int = 0
     kv_bytes_total: int = 0

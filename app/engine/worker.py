@@ -38,6 +38,9 @@ from app.engine.prompting import PLAIN_STOP, Message, plain_prompt
 from app.engine.thread_probe import run_tune
 from app.engine.turn_runner import run_turn
 from app.metrics import ns_to_ms
+from app.models.fit import trained_context_warning
+from app.models.gguf_file import quantization_name
+from app.models.names import display_name
 from app.settings import KV_CACHE_TYPES, RuntimeSettings
 
 # Fault injection for the tests of the repack fallback, read only here: with
@@ -194,16 +197,21 @@ class Loaded:
                 (b for b in ("CUDA", "Metal", "Vulkan", "ROCm", "SYCL") if b in info), "GPU"
             )
         meta = self.llm.metadata
+        n_ctx_train = lc.llama_model_n_ctx_train(self.model.model)
+        file_type = meta.get("general.file_type", "")
+        quant = quantization_name(int(file_type)) if file_type.isdigit() else None
         return ev.ModelLoaded(
             model_path=self.path,
-            model_name=meta.get("general.name") or Path(self.path).stem,
+            model_name=display_name(meta, self.path, quant),
+            general_name=meta.get("general.name", ""),
             load_ms=self.load_ms,
             n_layers=n_layer,
             n_layers_offloaded=offloaded,
             backend=backend,
             gpu_offload_supported=gpu,
             n_ctx=self.n_ctx,
-            n_ctx_train=lc.llama_model_n_ctx_train(self.model.model),
+            n_ctx_train=n_ctx_train,
+            context_note=trained_context_warning(self.n_ctx, n_ctx_train),
             n_threads=self.settings.n_threads or 0,  # resolved by the parent before the load
             kv_bytes_per_token=self.kv_bytes_per_cell,
             kv_bytes_total=self.kv_bytes_total,

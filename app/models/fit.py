@@ -50,10 +50,22 @@ class FitEstimate:
     total_bytes: int
     available_bytes: int | None  # RAM (MemAvailable)
     available_vram_bytes: int | None  # unknown in the parent process: always None here
-    verdict: str  # "fits", "tight", "won't fit" or "unknown"
+    verdict: str  # "fits", "tight", "won't fit" or "unknown" (memory only)
+    n_ctx_train: int | None = None  # the context length the model was trained with
+    context_warning: str = ""  # set when n_ctx goes beyond n_ctx_train
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def trained_context_warning(n_ctx: int, n_ctx_train: int | None) -> str:
+    """A one-line warning when n_ctx is beyond the trained context length, else ""."""
+    if not n_ctx_train or n_ctx <= n_ctx_train:
+        return ""
+    return (
+        f"n_ctx {n_ctx} is beyond the {n_ctx_train} tokens this model was trained on: "
+        f"past {n_ctx_train} tokens of conversation its replies may stop making sense"
+    )
 
 
 def padded_cells(n_ctx: int) -> int:
@@ -179,6 +191,8 @@ def estimate_fit(
         available_bytes=available_bytes,
         available_vram_bytes=None,
         verdict=verdict_for(total, available_bytes),
+        n_ctx_train=info.context_length,
+        context_warning=trained_context_warning(n_ctx, info.context_length),
     )
 
 

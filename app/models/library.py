@@ -28,6 +28,7 @@ from typing import Any
 from app.atomic_file import write_json_atomic
 from app.errors import GlassboxError, ModelFileError
 from app.models.gguf_file import GGUFInfo, read_gguf_info
+from app.models.names import display_name
 from app.paths import bundled_model_path, data_dir, models_dir
 
 SOURCE_BUNDLED = "bundled"
@@ -76,9 +77,10 @@ class ModelEntry:
 
     @property
     def name(self) -> str:
-        if self.info is not None and self.info.name:
-            return self.info.name
-        return self.path.stem
+        """The name for people (app.models.names), e.g. "SmolLM2 135M Instruct · Q4_1"."""
+        if self.info is None:
+            return self.path.stem
+        return display_name(self.info.metadata, self.path, self.info.quantization)
 
     @property
     def usable(self) -> bool:
@@ -92,6 +94,7 @@ class ModelEntry:
         return {
             "path": str(self.path),
             "name": self.name,
+            "general_name": info.name if info else None,  # the GGUF's own, as written
             "source": self.source,
             "repo_id": self.repo_id,
             "architecture": info.architecture if info else None,

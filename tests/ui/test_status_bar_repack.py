@@ -29,7 +29,7 @@ def test_repacked_buffers_show_next_to_the_backend_and_in_the_memory_table(qtbot
     bar.set_model_info(
         ev.ModelLoaded(model_path="/m/x.gguf", n_layers=30, extra_buffers_mib={"AMX": 95.3})
     )
-    assert bar.backend_label.text() == "CPU (30 layers) + AMX"
+    assert bar.backend_label.text() == "CPU only · 0 of 30 layers on GPU + AMX"
     assert bar.currentMessage() == ""  # nothing happened worth a notice
     bar.set_memory_rows(
         [

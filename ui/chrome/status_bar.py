@@ -16,6 +16,7 @@ STATE_COLORS = {
 }
 
 
+CONTEXT_TIP = "Context size n_ctx in tokens (KV cache cells)"
 # How long a notice from the engine (a repack fallback) stays in the status bar.
 NOTICE_MS = 30_000
 
@@ -30,7 +31,7 @@ class EngineStatusBar(QStatusBar):
         self.backend_label = self._label(
             "Backend", "Where the layers run: CPU, or GPU with layers offloaded"
         )
-        self.ctx_label = self._label("Context", "Context size n_ctx in tokens (KV cache cells)")
+        self.ctx_label = self._label("Context", CONTEXT_TIP)
         self.threads_label = self._label("Threads", "CPU threads used for inference")
         self.kv_label = self._label("KV cache", "Memory reserved for the KV cache at this n_ctx")
         self.memory_label = self._label(
@@ -87,11 +88,17 @@ class EngineStatusBar(QStatusBar):
 
     def set_model_info(self, info: ModelLoaded) -> None:
         self.model_label.setText(info.model_name or info.model_path.rsplit("/", 1)[-1])
-        self.model_label.setToolTip(info.model_path)
-        if info.n_layers_offloaded > 0:
-            backend = f"{info.backend}: {info.n_layers_offloaded}/{info.n_layers} layers on GPU"
+        self.model_label.setToolTip(
+            f"{info.model_path}\ngeneral.name: {info.general_name}"
+            if info.general_name
+            else info.model_path
+        )
+        if info.n_layers_offloaded >= info.n_layers > 0:
+            backend = f"{info.backend} · all {info.n_layers} layers on GPU"
+        elif info.n_layers_offloaded > 0:
+            backend = f"{info.backend} · {info.n_layers_offloaded} of {info.n_layers} layers on GPU"
         else:
-            backend = f"{info.backend} ({info.n_layers} layers)"
+            backend = f"CPU only · 0 of {info.n_layers} layers on GPU"
         if info.extra_buffers_mib:
             backend += " + " + "/".join(sorted(info.extra_buffers_mib))
         self.backend_label.setText(backend)
@@ -108,7 +115,14 @@ class EngineStatusBar(QStatusBar):
         elif info.chat_template_note:
             # The model's chat template failed its sandboxed check; the plain format is used.
             self.showMessage(info.chat_template_note, NOTICE_MS)
-        self.ctx_label.setText(f"n_ctx {info.n_ctx}")
+        elif info.context_note:
+            self.showMessage(f"⚠ {info.context_note}", NOTICE_MS)
+        self.ctx_label.setText(
+            f"n_ctx {info.n_ctx} ⚠ trained {info.n_ctx_train}"
+            if info.context_note
+            else f"n_ctx {info.n_ctx}"
+        )
+        self.ctx_label.setToolTip(info.context_note or CONTEXT_TIP)
         batch = info.settings.get("n_threads_batch") or info.n_threads
         self.threads_label.setText(
             f"{info.n_threads} threads"

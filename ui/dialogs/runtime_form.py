@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.models.fit import trained_context_warning
 from app.settings import GPU_LAYERS_ALL, KV_CACHE_TYPES, REPACK_MODES, RuntimeSettings
 from ui.dialogs.forms import spin_box, with_tip
 
@@ -49,9 +50,11 @@ class RuntimeForm(QWidget):
         n_layers: int = 0,
         gpu_offload_supported: bool = False,
         parent: QWidget | None = None,
+        n_ctx_train: int = 0,
     ) -> None:
         super().__init__(parent)
         self._base = runtime
+        self._n_ctx_train = n_ctx_train  # the loaded model's trained context; 0: unknown
         self._n_layers = max(n_layers, 0)
         # Ranges are wide on purpose so validate() can say why a value is refused.
         self.n_ctx = with_tip(
@@ -121,7 +124,12 @@ class RuntimeForm(QWidget):
         gpu_row.addWidget(self.gpu_value)
         gpu_row.addWidget(self.gpu_all)
         self.form = QFormLayout()
+        # Shown while n_ctx is beyond what the loaded model was trained on.
+        self.context_warning = QLabel()
+        self.context_warning.setWordWrap(True)
+        self.context_warning.setAccessibleName("Context warning")
         self.form.addRow("Context (n_ctx)", self.n_ctx)
+        self.form.addRow("", self.context_warning)
         self.form.addRow("GPU layers", gpu_row)
         self.form.addRow("", self.gpu_hint)
         self.form.addRow("Decode threads", self.threads)
@@ -147,6 +155,12 @@ class RuntimeForm(QWidget):
         self.kv_type.currentTextChanged.connect(self._on_field_changed)
         self.repack.currentTextChanged.connect(self._on_field_changed)
         self._show_gpu_layers()
+        self._show_context_warning()
+
+    def set_trained_context(self, n_ctx_train: int) -> None:
+        """The loaded model's trained context length (ModelLoaded.n_ctx_train)."""
+        self._n_ctx_train = n_ctx_train
+        self._show_context_warning()
 
     def value(self) -> RuntimeSettings:
         """The edited settings (not validated)."""
@@ -176,6 +190,12 @@ class RuntimeForm(QWidget):
         )
         self.gpu_layers.setEnabled(self.gpu_all.isEnabled() and not all_layers)
 
+    def _show_context_warning(self) -> None:
+        warning = trained_context_warning(self.n_ctx.value(), self._n_ctx_train)
+        self.context_warning.setText(f"⚠ {warning}" if warning else "")
+        self.context_warning.setVisible(bool(warning))
+
     def _on_field_changed(self, *_args: Any) -> None:
         self._show_gpu_layers()
+        self._show_context_warning()
         self.changed.emit()

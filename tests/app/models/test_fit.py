@@ -153,3 +153,11 @@ def test_rough_verdict_from_file_size() -> None:
     assert rough_verdict_for_size(7000, available_bytes=10_000) == TIGHT
     assert rough_verdict_for_size(9000, available_bytes=10_000) == WONT_FIT
     assert rough_verdict_for_size(None) == UNKNOWN
+
+
+def test_a_context_beyond_the_trained_length_is_warned_about_naming_both(bundled_model):
+    within = estimate_fit(bundled_model, 8192, available_bytes=2**40)
+    assert within.n_ctx_train == 8192 and within.context_warning == ""
+    beyond = estimate_fit(bundled_model, 100_000, available_bytes=2**40)
+    assert beyond.verdict == "fits"  # memory is not the problem
+    assert "100000" in beyond.context_warning and "8192" in beyond.context_warning

@@ -130,7 +130,8 @@ def test_download_progress_and_library(fake_hub, tiny_bytes: bytes, tmp_path: Pa
     assert [e.done_bytes for e in downloading] == sorted(e.done_bytes for e in downloading)
     # The model now shows up in the library, from the HF cache.
     entry = next(e for e in ModelLibrary().scan() if e.source == SOURCE_HF_CACHE)
-    assert (entry.repo_id, entry.name, entry.path) == (REPO, "tiny from hub", path)
+    assert (entry.repo_id, entry.name, entry.path) == (REPO, "Tiny · F32", path)
+    assert entry.info is not None and entry.info.name == "tiny from hub"
     assert not [n for n in _leftovers(tmp_path / "hf-hub") if n.endswith(".incomplete")]
 
 

@@ -48,11 +48,13 @@ def test_known_places(
     assert entries[bundled_model.name].info.quantization == "Q4_1"
     assert entries["own.gguf"].source == SOURCE_MODELS_DIR
     cached = entries["tiny-Q8_0.gguf"]
+    # No general.basename: the name comes from the file name; general.name stays a field.
     assert (cached.source, cached.repo_id, cached.name) == (
         SOURCE_HF_CACHE,
         "someone/tiny-GGUF",
-        "cached model",
+        "Tiny · F32",
     )
+    assert cached.to_dict()["general_name"] == "cached model"
     assert entries["mine.gguf"].source == SOURCE_FOLDER
     assert "skip.gguf" not in entries and "notes.txt" not in entries
 
@@ -115,7 +117,7 @@ def test_file_replaced_after_listing_is_reread(
     path = make_gguf("model.gguf", folder=tmp_path / "lib", name="first")
     library = ModelLibrary()
     entry = library.entry_for(path)
-    assert entry.name == "first"
+    assert entry.name == "First · F32"  # a generic file name: general.name, cleaned
     make_gguf("model.gguf", folder=tmp_path / "lib", name="second", n_layers=5)
     os.utime(path, ns=(1, 1))  # a different mtime even on coarse clocks
     assert library.check(entry).n_layers == 5
