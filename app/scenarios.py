@@ -13,6 +13,7 @@ bundled 135M model, yet each cause still takes most of the focus turn's time.
 from __future__ import annotations
 
 import queue
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +224,7 @@ class ScenarioRunner:
         self._on_event = on_event or (lambda event: None)
         self._engines: dict[int, tuple[LocalEngine, queue.Queue[ev.EngineEvent], Any]] = {}
         self._bandwidth: float | None = None  # measured (or read) at the first run
+        self._loaded_at: dict[int, int] = {}  # id(ModelLoaded event) -> arrival, monotonic ns
 
     def close(self) -> None:
         for engine, _events, _loaded in self._engines.values():
@@ -264,6 +266,8 @@ class ScenarioRunner:
         events: queue.Queue[ev.EngineEvent] = queue.Queue()
 
         def deliver(event: ev.EngineEvent) -> None:
+            if isinstance(event, ev.ModelLoaded):  # when it came, not when it is read
+                self._loaded_at[id(event)] = time.monotonic_ns()
             events.put(event)
             self._on_event(event)
 
@@ -313,6 +317,8 @@ class ScenarioRunner:
                 event = _next(events)
                 if isinstance(event, ev.ModelLoaded):
                     result.model = loaded = event
+                    recorder.model_loaded(event.load_ms, self._loaded_at.pop(id(event), None))
+                    continue
                 if isinstance(event, ev.EngineError | ev.EngineCrashed):
                     raise GlassboxError(event.message)
                 trace = recorder.on_event(event)

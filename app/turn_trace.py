@@ -132,8 +132,11 @@ class TraceRecorder:
         if event.t_ns:
             trace.submit_ns = event.t_ns - round(event.queue_ms * 1e6)
             loaded = self._loaded_at_ns
-            if loaded is not None and trace.submit_ns < loaded <= event.t_ns:
-                # The request came before the model was ready: that wait is the cold start.
+            # Loads happen between turns, so a load that ended after this request was
+            # sent is one it waited for: the cold start. (Not also "before the turn
+            # started": a caller that stamps the load when it gets round to the event,
+            # a busy GUI thread, may stamp it after the worker started the turn.)
+            if loaded is not None and trace.submit_ns < loaded:
                 trace.load_wait_ms = min(event.queue_ms, ns_to_ms(loaded - trace.submit_ns))
                 trace.load_ms = self._load_ms
         return trace

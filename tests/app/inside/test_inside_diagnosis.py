@@ -164,3 +164,11 @@ def test_child_pids_finds_a_child_process():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_load_stamped_late_by_a_busy_caller_still_counts_as_the_cold_start():
+    rec = TraceRecorder()
+    t0 = 10_000_000_000
+    rec.model_loaded(150.0, now_ns=t0 + 1_500_000_000)  # read 0.5 s after the turn started
+    trace = rec.turn_started(ev.TurnStarted(request_id=2, t_ns=t0 + 1_000_000_000, queue_ms=1000.0))
+    assert trace.load_wait_ms == pytest.approx(1000.0)  # capped at the queue time
