@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     model = resolve_model(args)
     runtime = runtime_from_args(args)
     names = list(SCENARIOS) if args.name == "all" else [args.name]
+    if args.ctx is not None:
+        # Each scenario's cause depends on its context size (full-context overflows 1024).
+        print("note: --ctx is not used; each scenario sets its own context size", file=sys.stderr)
     reports = []
     with ScenarioRunner(model, runtime, on_event=_show_load) as runner:
         for name in names:
