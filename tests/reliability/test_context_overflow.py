@@ -22,7 +22,7 @@ TIMEOUT_S = 300.0
 
 @pytest.fixture(scope="module")
 def small_engine(bundled_model: Path):
-    engine, _ = load_engine(bundled_model, RuntimeSettings(n_ctx=N_CTX, repack="off"))
+    engine, _ = load_engine(bundled_model, RuntimeSettings(n_ctx=N_CTX, n_threads=1, repack="off"))
     yield engine
     engine.close()
 

@@ -126,6 +126,9 @@ def with_template(source_model: Path, target: Path, template: str) -> Path:
     return target
 
 
+# One thread: spinning decode threads crawl on a busy machine; speed is not the point here.
+SETTINGS = RuntimeSettings(n_ctx=512, n_threads=1, repack="off")
+
 # One real GGUF per kind of failure: an escape that would write the canary, a syntax
 # error, and an endless loop that only the time limit stops.
 REAL_CASES = ("cycler-globals-os", "syntax-error", "nested-string-loops")
@@ -143,9 +146,9 @@ def test_real_models_with_hostile_templates_load_plain_and_answer(
                 bundled_model, tmp_path / f"{name}.gguf", _template(cases[name], canary)
             )
             if engine is None:
-                engine, loaded = load_engine(model, RuntimeSettings(n_ctx=512))
+                engine, loaded = load_engine(model, SETTINGS)
             else:
-                engine.load(model, RuntimeSettings(n_ctx=512))
+                engine.load(model, SETTINGS)
                 loaded = wait_for(engine, ev.ModelLoaded | ev.EngineError)[-1]  # type: ignore[operator]
             assert isinstance(loaded, ev.ModelLoaded), f"{name}: {loaded}"
             assert loaded.chat_format == "plain", name

@@ -21,7 +21,7 @@ from app.storage.store import Store
 # repack off: with it allowed, a SIGSEGV or SIGABRT in the first turn after a load is
 # taken for a repacked-kernel crash and answered by a reload without repacking
 # (tests/app/engine/test_repack_fallback.py), not reported as a crash.
-SETTINGS = RuntimeSettings(n_ctx=512, repack="off")
+SETTINGS = RuntimeSettings(n_ctx=512, n_threads=1, repack="off")
 LONG = SamplingSettings(temperature=0.0, max_tokens=400)
 TIMEOUT_S = 120.0
 

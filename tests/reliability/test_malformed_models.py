@@ -17,7 +17,8 @@ from app.settings import RuntimeSettings, SamplingSettings
 
 from helpers import run_turn, wait_for
 
-SETTINGS = RuntimeSettings(n_ctx=256)
+# One thread: the test is about refusals, and spinning threads crawl on a busy machine.
+SETTINGS = RuntimeSettings(n_ctx=256, n_threads=1, repack="off")
 
 
 @pytest.fixture(scope="module")

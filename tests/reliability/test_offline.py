@@ -83,7 +83,18 @@ def test_models_are_listed_offline(
 def test_glassbox_chat_loads_and_answers_offline(offline: Path, bundled_model: Path) -> None:
     # The CLI and its worker are child Pythons: sitecustomize blocks their sockets.
     proc = subprocess.run(
-        [sys.executable, "-m", "app.cli.main", "chat", "--ctx", "256", "--max-tokens", "8"],
+        [
+            sys.executable,
+            "-m",
+            "app.cli.main",
+            "chat",
+            "--ctx",
+            "256",
+            "--max-tokens",
+            "8",
+            "--threads",
+            "1",
+        ],
         input="Say hi.",
         capture_output=True,
         text=True,
