@@ -84,7 +84,14 @@ def _run_window(args: argparse.Namespace, prompts: list[str], width: int, height
         install_excepthook(lambda: window)
         window.resize(width, height)
         window.show()
-        driver = _DemoDriver(window, prompts, args.screenshot, args.timeout, tune=args.tune)
+        driver = _DemoDriver(
+            window,
+            prompts,
+            args.screenshot,
+            args.timeout,
+            tune=args.tune,
+            switch_theme=getattr(args, "switch_theme", None),
+        )
         window.start(model)
         code = app.exec()
     finally:
@@ -104,10 +111,12 @@ class _DemoDriver:
         screenshot: str,
         timeout_s: float,
         tune: bool = False,
+        switch_theme: str | None = None,
     ) -> None:
         from PySide6.QtCore import QTimer
 
         self.window, self.prompts, self.screenshot = window, list(prompts), screenshot
+        self.switch_theme = switch_theme
         self.error: str | None = None
         self.sent = 0
         self._started = False
@@ -187,6 +196,14 @@ class _DemoDriver:
         if turns:  # show the selection highlight on the last turn, as a user would see it
             window.chat.select_message(turns[-1][0])
             window.panel.highlight_message(turns[-1][0])
+        if self.switch_theme:  # a live switch, as View > Theme does it
+            from PySide6.QtWidgets import QApplication
+
+            from ui.infra.theme import apply_theme
+
+            app = QApplication.instance()
+            assert isinstance(app, QApplication)
+            apply_theme(app, self.switch_theme)
         # Let the streaming renderer and the plot timer catch up before grabbing.
         QTimer.singleShot(300, lambda: self._grab(turns))
 

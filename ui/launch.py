@@ -56,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--theme", choices=("light", "dark", "system"), default="light", help="window colours"
     )
     demo.add_argument(
+        "--switch-theme",
+        choices=("light", "dark"),
+        default=None,
+        help="switch to this theme while the window runs, after the prompts and before the "
+        "screenshot: shows a live switch (default: no switch)",
+    )
+    demo.add_argument(
         "--tune",
         action="store_true",
         help="measure threads in the window first (stored; used while threads are auto)",

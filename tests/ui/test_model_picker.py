@@ -51,3 +51,13 @@ def test_picker_lists_local_models_with_fit_and_switches_the_loaded_one(
     assert loaded.args[0].model_path == str(copy)
     assert picker.combo.currentData() == str(copy) and picker.loaded_path() == str(copy)
     assert window.engine.model_info.model_path == str(copy)
+
+
+def test_picker_label_names_the_quantization_once(bundled_model):
+    from app.models.gguf_file import read_gguf_info
+    from app.models.library import ModelEntry
+    from ui.chrome.model_picker import picker_label
+
+    entry = ModelEntry(bundled_model, "bundled", info=read_gguf_info(bundled_model))
+    label = picker_label(entry, "fits")
+    assert label.count("Q4_1") == 1 and label.endswith("fits")

@@ -24,8 +24,11 @@ def _same_file(a: str | Path | None, b: str | Path | None) -> bool:
 
 
 def picker_label(entry: ModelEntry, verdict: str) -> str:
+    # entry.name is the display name, which already ends with the quantization.
     quant = entry.info.quantization if entry.info else None
-    name = f"{entry.name} · {quant}" if quant else entry.name
+    name = entry.name
+    if quant and not name.endswith(quant):
+        name = f"{name} · {quant}"
     return f"{name}  —  {verdict}" if verdict and verdict != "-" else name
 
 
