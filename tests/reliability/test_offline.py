@@ -111,7 +111,7 @@ def test_the_window_starts_on_its_model_offline(offline: Path, bundled_model: Pa
     from ui.startup import build_window
 
     settings = GuiSettings()
-    settings.runtime = settings.runtime.with_changes(n_ctx=256, repack="off")
+    settings.runtime = settings.runtime.with_changes(n_ctx=256, n_threads=1, repack="off")
     window = build_window(settings)
     qtbot.addWidget(window)
     window.show()
