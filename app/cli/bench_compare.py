@@ -15,6 +15,7 @@ from pathlib import Path
 from app.cli.common import resolve_model, runtime_from_args, sampling_from_args
 from app.experiments import (
     RATIO_FIELDS,
+    ExperimentError,
     ExperimentResult,
     SideResult,
     format_ratio_table,
@@ -38,6 +39,8 @@ def add_compare_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    if getattr(args, "endpoint", None):
+        raise ExperimentError("--compare runs local models; it cannot be used with --endpoint")
     prompts = read_prompts(args.prompts)
     sampling = sampling_from_args(args)
     base, model = runtime_from_args(args), resolve_model(args)

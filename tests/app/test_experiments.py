@@ -81,3 +81,22 @@ def test_compare_two_thread_counts_reports_both_sides_and_ratios(tmp_path, capsy
     assert sides[0]["turns"][0]["output_tokens"] == sides[1]["turns"][0]["output_tokens"]
     table = captured.out
     assert "threads=1" in table and "threads=2 ctx=1024" in table and "ratio 2/1" in table
+
+
+def test_compare_with_a_remote_endpoint_is_refused_in_one_line(tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Hi.\n", encoding="utf-8")
+    code = main(
+        [
+            "bench",
+            "--prompts",
+            str(prompts),
+            "--compare",
+            "threads=1",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err == "glassbox: --compare runs local models; it cannot be used with --endpoint"

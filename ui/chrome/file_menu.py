@@ -8,10 +8,11 @@ in the background. Each command takes an optional path so tests skip the dialog.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
@@ -60,8 +61,19 @@ class FileMenuActions(QObject):
         # the window's runner, where they would hold up its storage jobs.
         self.long_tasks = BackgroundTasks(self, thread_name="glassbox-replay")
         self.experiments_dialog: ExperimentsDialog | None = None
+        self._replay_cancel = threading.Event()
         self.install(*_file_menu_and_quit(window))
         self._install_tools_menu()
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        # The window is closing: a replay or an experiment stops at its next token or turn
+        # instead of running on after the window is gone.
+        if watched is self.window and event.type() == QEvent.Type.Close:
+            self._replay_cancel.set()
+            if self.experiments_dialog is not None:
+                self.experiments_dialog.stop_run()
+        return False
 
     def _install_tools_menu(self) -> None:
         tools = self.window.menuBar().addMenu("&Tools")
@@ -218,8 +230,10 @@ class FileMenuActions(QObject):
         store = self.window.store
         self.window.status.showMessage("Replaying the last reply…", STATUS_MS)
 
+        cancel = self._replay_cancel
+
         def job() -> ReplayResult:
-            return run_replay(plan_replay(store, conversation_id, "last"))
+            return run_replay(plan_replay(store, conversation_id, "last"), cancel)
 
         def done(result: ReplayResult) -> None:
             box = QMessageBox(
