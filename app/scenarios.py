@@ -151,7 +151,8 @@ SCENARIOS: dict[str, Scenario] = {
             dx.COLD_START,
             "Turn timeline (the model load bar)",
             "A fresh engine: the request arrives before the model is loaded and waits for it.",
-            ((Request((_user("Say hello in three words."),), 8, "first request"),),),
+            # Three tokens: the answer stays shorter than the load on any machine.
+            ((Request((_user("Say hello in three words."),), 3, "first request"),),),
             fresh_engine=True,
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ from app.engine import events as ev
 from app.metrics import TurnMetrics
 
 SHOTS = Path(os.environ.get("GLASSBOX_SHOTS", "/tmp/shots"))
-T0 = 50_000_000_000
 
 
 def finished_metrics(n_tokens: int = 40) -> TurnMetrics:
@@ -39,16 +39,17 @@ def finished_metrics(n_tokens: int = 40) -> TurnMetrics:
 
 def play_turn(tabs, dropped: int = 2) -> None:
     """TurnStarted, tokens 10 ms apart with one 60 ms stall, TurnFinished."""
+    t0 = time.monotonic_ns() + 1_000_000_000  # sent well after the model loaded: no cold start
     started = ev.TurnStarted(
         request_id=7,
-        t_ns=T0,
+        t_ns=t0,
         queue_ms=300.0,
         prompt_tokens=400,
         prompt_tokens_cached=100,
         dropped_messages=dropped,
     )
     tabs.begin_live(started)
-    first = T0 + 1_200_000_000  # first token 1.5 s after the submit (queue 0.3 s)
+    first = t0 + 1_200_000_000  # first token 1.5 s after the submit (queue 0.3 s)
     times = [first + i * 10_000_000 + (50_000_000 if i >= 20 else 0) for i in range(40)]
     tabs.add_tokens(times[:20])
     tabs.add_tokens(times[20:])
