@@ -151,7 +151,7 @@ SCENARIOS: dict[str, Scenario] = {
             dx.COLD_START,
             "Turn timeline (the model load bar)",
             "A fresh engine: the request arrives before the model is loaded and waits for it.",
-            # Three tokens: the answer stays shorter than the load on any machine.
+            # Three tokens: an answer far shorter than the load, even on a busy machine.
             ((Request((_user("Say hello in three words."),), 3, "first request"),),),
             fresh_engine=True,
         ),
