@@ -384,6 +384,8 @@ class MainWindow(QMainWindow):
             parent=self,
         )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        # n_ctx beyond what the loaded model was trained on gets a warning under the field.
+        dialog.runtime_form.set_trained_context(info.n_ctx_train if info else 0)
         self._settings_dialog = dialog
         dialog.accepted.connect(
             lambda: self.controller.apply_settings(dialog.runtime(), dialog.sampling())
