@@ -156,3 +156,11 @@ def test_a_reply_that_never_started_says_so_in_full(qtbot, chat):
     chat.finish_turn(key, None, partial=True, reason="engine crashed before it started")
     assert reply.status() == "⚠ engine crashed before it started: no reply"
     assert reply._status_label.toolTip() == reply.status()
+
+
+def test_a_stored_reply_cancelled_before_its_first_token_says_so(qtbot, chat):
+    empty = message(2, "assistant", "")
+    empty.partial, empty.stop_reason = True, "cancelled"
+    chat.show_messages([message(1, "user", "a long prompt"), empty])
+    qtbot.waitUntil(lambda: len(chat.message_widgets()) == 2, timeout=5000)
+    assert chat.message_widgets()[1].status() == "⚠ cancelled before it started: no reply"

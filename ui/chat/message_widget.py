@@ -159,7 +159,9 @@ class MessageWidget(QFrame):
         self.partial = partial
         if partial:
             reason = reason or "interrupted"
-            if reason.endswith("before it started") and not self.text():
+            if not self.text():  # stopped or crashed before its first token
+                if not reason.endswith("before it started"):
+                    reason += " before it started"
                 self.set_status(f"⚠ {reason}: no reply")
             else:
                 self.set_status(f"⚠ partial reply ({reason})")
