@@ -193,7 +193,6 @@ class MainWindow(QMainWindow):
         self.controller.model_ready.connect(self._on_controller_model_ready)
         self._build_menus()
         self.conversation_settings = ConversationSettingsAction(self)  # Edit menu
-        self.file_actions = FileMenuActions(self)  # File: export, import
         self.api_server = ApiServerToggle(  # Server menu: the OpenAI-compatible API
             session=session,
             bridge=bridge,
@@ -209,6 +208,7 @@ class MainWindow(QMainWindow):
         self.token_inspector = TokenInspector(  # the token view's probabilities and branches
             session, self.controller, engine, self.panel, lambda: self.settings.sampling, self
         )
+        self.file_actions = FileMenuActions(self)  # File: export, import
         self.resize(1400, 860)
         self.resizeDocks([self.dock], [560], Qt.Orientation.Horizontal)
         # The message box, not the first widget in tab order (conversation search).
@@ -292,12 +292,6 @@ class MainWindow(QMainWindow):
                         chat.begin_edit_last,
                         "Ctrl+E",
                         "Edit your last message and send it again",
-                    ),
-                    MenuEntry(
-                        "&Load experiment…",
-                        self.open_load_dialog,
-                        None,
-                        "Send N requests at once: each user's wait against total throughput",
                     ),
                     MenuEntry(
                         "&Load experiment…",
@@ -394,11 +388,6 @@ class MainWindow(QMainWindow):
         dialog.tabs.addTab(threads, "Threads")
         dialog.open()
         return dialog
-
-    def open_load_dialog(self) -> None:
-        from ui.dialogs.load_dialog import open_load_dialog  # loaded when first asked for
-
-        open_load_dialog(self)
 
     def open_load_dialog(self) -> None:
         from ui.dialogs.load_dialog import open_load_dialog  # loaded when first asked for
