@@ -30,7 +30,7 @@ from ui.dialogs.conversation_settings import ConversationSettingsDialog
 from ui.infra.error_dialog import show_error
 
 if TYPE_CHECKING:
-    from ui.chrome.main_window import MainWindow
+    from ui.chrome.window_base import ChatWindowBase
 
 STATUS_MS = 5000
 
@@ -81,7 +81,7 @@ class ConversationSettingsAction(QObject):
     dialog_opened = Signal(object)
     settings_saved = Signal(int)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: ChatWindowBase) -> None:
         super().__init__(window)
         self.window = window
         self.dialog: ConversationSettingsDialog | None = None
@@ -166,7 +166,7 @@ class ConversationSettingsAction(QObject):
         show_error(self.window, "Conversation settings", str(exc))
 
 
-def _edit_menu(window: MainWindow) -> QMenu:
+def _edit_menu(window: ChatWindowBase) -> QMenu:
     for top in window.menuBar().actions():
         menu = top.menu()
         if isinstance(menu, QMenu) and top.text().replace("&", "") == "Edit":

@@ -30,7 +30,7 @@ from ui.infra.plot_export import plots_png_bytes, plots_svg_text
 from ui.infra.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
-    from ui.chrome.main_window import MainWindow
+    from ui.chrome.window_base import ChatWindowBase
 
 CONVERSATION_FILTERS = (
     "JSON, re-importable (*.json);;CSV, a row per turn (*.csv);;"
@@ -53,7 +53,7 @@ class FileMenuActions(QObject):
     imported = Signal(int)
     replayed = Signal(object)
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: ChatWindowBase) -> None:
         super().__init__(window)
         self.window = window
         self.actions: list[QAction] = []
@@ -273,7 +273,7 @@ class FileMenuActions(QObject):
         show_error(self.window, "Glassbox", message)
 
 
-def _file_menu_and_quit(window: MainWindow) -> tuple[QMenu, QAction | None]:
+def _file_menu_and_quit(window: ChatWindowBase) -> tuple[QMenu, QAction | None]:
     """The window's File menu and the separator above Quit (its last entries)."""
     for top in window.menuBar().actions():
         menu = top.menu()

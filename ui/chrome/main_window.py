@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFrame,
-    QMainWindow,
     QMenu,
     QScrollArea,
     QSplitter,
@@ -37,6 +36,7 @@ from ui.chrome.prompt_inspector import PromptInspector
 from ui.chrome.status_bar import EngineStatusBar
 from ui.chrome.thread_tuner import ThreadTuner
 from ui.chrome.token_inspector import TokenInspector
+from ui.chrome.window_base import ChatWindowBase
 from ui.dialogs.models import ModelsDialog
 from ui.dialogs.settings import SettingsDialog
 from ui.dialogs.threads_page import ThreadsPage
@@ -103,7 +103,7 @@ class MenuEntry:
     tip: str = ""
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ChatWindowBase):
     """The Glassbox window. Owns the views and the controller; the core objects are passed in."""
 
     def __init__(
