@@ -36,8 +36,6 @@ from app.server.served_turns import ServedTurn, ServedTurns
 from app.settings import SamplingSettings
 
 SamplingSource = Callable[[], SamplingSettings]
-# How often a request waiting for its whole reply checks that its client is still there.
-DISCONNECT_POLL_S = 0.5
 # Sent to nobody: the client went away before its reply was ready (nginx's name for it).
 CLIENT_CLOSED = 499
 
@@ -141,15 +139,28 @@ def _error(exc: ApiError) -> JSONResponse:
 
 
 async def _next_event(turn: ServedTurn, request: Request) -> ev.EngineEvent | None:
-    """The turn's next event, or None once the client has closed its connection."""
+    """The turn's next event, or None once the client has closed its connection.
+
+    Starlette's request.is_disconnected() never reports a disconnect once the body has
+    been read (it polls receive() inside an already-cancelled scope), so a watcher task
+    waits on the ASGI receive() itself: after the body, the server's next message for
+    this request is http.disconnect.
+    """
+    watcher = getattr(request.state, "disconnect_watcher", None)
+    if watcher is None:
+        watcher = asyncio.ensure_future(_wait_for_disconnect(request))
+        request.state.disconnect_watcher = watcher
     getter = asyncio.ensure_future(turn.events.get())
-    while True:
-        done, _pending = await asyncio.wait({getter}, timeout=DISCONNECT_POLL_S)
-        if done:
-            return getter.result()
-        if await request.is_disconnected():
-            getter.cancel()
-            return None
+    done, _pending = await asyncio.wait({getter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    if getter in done:
+        return getter.result()
+    getter.cancel()
+    return None
+
+
+async def _wait_for_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _complete(
@@ -174,6 +185,9 @@ async def _complete(
                 break
     finally:
         served.end(turn.request_id)
+        watcher = getattr(request.state, "disconnect_watcher", None)
+        if watcher is not None:
+            watcher.cancel()
     if error or event.metrics.stop_reason == "error":
         raise ApiError(500, error or "the engine failed this request", kind="server_error")
     if event.metrics.stop_reason != "cancelled":

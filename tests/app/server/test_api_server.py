@@ -270,34 +270,58 @@ def test_a_port_in_use_is_a_one_line_error(loaded_engine, store):
         server.stop()
 
 
-def test_a_client_that_gives_up_on_a_whole_reply_cancels_its_turn(server, store, model_id):
+def test_a_client_that_gives_up_on_a_whole_reply_cancels_its_turn(store):
+    """On FakeEngine, whose reply outlasts any machine's speed: with the real model a fast
+    machine can finish the reply (EOS) before the server checks the connection again."""
     import http.client
 
-    body = json.dumps(
-        {
-            "model": model_id,
-            "messages": [{"role": "user", "content": "Count from 1 to 1000, separated by commas."}],
-            "max_tokens": 1500,
-            "temperature": 0,
-        }
+    from app.engine import events as ev
+    from app.engine.fake import FakeEngine, FakeReply
+
+    engine = FakeEngine(
+        script=lambda _messages: FakeReply(tokens=[f" {i}," for i in range(3000)]),
+        token_interval_s=0.01,
     )
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_S)
-    connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    loaded = []
+    engine.set_listener(lambda event: loaded.append(event))
+    engine.load("fake.gguf")
     deadline = time.monotonic() + WAIT_S
-    # Wait until the reply is streaming into the store (flushed twice a second), then hang up.
-    while not (
-        (listed := store.list_conversations())
-        and (reply := store.messages(listed[0].id)[-1]).role == "assistant"
-        and reply.content
-    ):
-        assert time.monotonic() < deadline, "the reply never started"
-        time.sleep(0.05)
-    connection.close()
-    while (answer := store.messages(listed[0].id)[-1]).stop_reason is None:
-        assert time.monotonic() < deadline, "the abandoned turn never ended"
-        time.sleep(0.05)
+    while not any(isinstance(e, ev.ModelLoaded) for e in loaded):
+        assert time.monotonic() < deadline, "the fake model never loaded"
+        time.sleep(0.01)
+    session = ChatSession(engine, store)
+    server = ApiServer(session, port=0)
+    session.set_listener(server.on_event)
+    try:
+        with server:
+            body = json.dumps(
+                {
+                    "model": "fake",
+                    "messages": [{"role": "user", "content": "Count to 3000."}],
+                    "max_tokens": 3000,
+                }
+            )
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_S)
+            connection.request(
+                "POST", "/v1/chat/completions", body, {"Content-Type": "application/json"}
+            )
+            # Wait until the reply is streaming into the store (flushed twice a second),
+            # then hang up.
+            while not (
+                (listed := store.list_conversations())
+                and (reply := store.messages(listed[0].id)[-1]).role == "assistant"
+                and reply.content
+            ):
+                assert time.monotonic() < deadline, "the reply never started"
+                time.sleep(0.05)
+            connection.close()
+            while (answer := store.messages(listed[0].id)[-1]).stop_reason is None:
+                assert time.monotonic() < deadline, "the abandoned turn never ended"
+                time.sleep(0.05)
+    finally:
+        engine.close()
     assert answer.stop_reason == "cancelled"
-    assert answer.metrics is not None and answer.metrics.output_tokens < 1500
+    assert answer.metrics is not None and answer.metrics.output_tokens < 3000
 
 
 def test_two_clients_at_once_are_queued_and_both_stored_with_queue_time(server, store, model_id):
