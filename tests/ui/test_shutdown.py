@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent
+
+from app.storage.schema import StorageError
 
 
 def test_close_drains_background_jobs_then_closes_engine_then_store(qtbot, window, monkeypatch):
@@ -33,7 +34,7 @@ def test_close_drains_background_jobs_then_closes_engine_then_store(qtbot, windo
     window.tasks.run(slow_store_write)
     window.close()
     assert order == ["job", "engine", "store"]
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises(StorageError, match="closed database"):
         window.store.list_conversations()
     window.close()  # a second close (the fixture's) does nothing more
     assert order == ["job", "engine", "store"]

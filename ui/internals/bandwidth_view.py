@@ -41,6 +41,7 @@ class BandwidthView(QWidget):
         self.text.setWordWrap(True)
         self.measure = QPushButton("Measure bandwidth again")
         self.measure.setToolTip(MEASURE_TIP)
+        self.measure.setAccessibleName("Measure bandwidth again")
         self.measure.clicked.connect(self.remeasure_requested)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)

@@ -49,6 +49,7 @@ class PromptView(QWidget):
         self.setAccessibleName("Prompt view")
         self.button = QPushButton("Show the last turn's prompt as tokens")
         self.button.setToolTip(BUTTON_TIP)
+        self.button.setAccessibleName("Show the prompt as tokens")
         self.button.clicked.connect(self._on_button_clicked)
         self.counts = QLabel()
         self.counts.setAccessibleName("Prompt tokens per role")

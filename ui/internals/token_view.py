@@ -86,6 +86,7 @@ class TokenView(QWidget):
         self.setAccessibleName("Token view")
         self.switch = QCheckBox("Show token probabilities")
         self.switch.setToolTip(SWITCH_TIP)
+        self.switch.setAccessibleName("Show token probabilities")
         self.switch.toggled.connect(self.enabled_changed)
         self.text = QTextBrowser()
         self.text.setAccessibleName("Reply tokens")
