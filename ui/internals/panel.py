@@ -37,12 +37,13 @@ from ui.internals.turn_plots import KvPlot, LivePlot, RatePlot, TtftPlot, TurnPl
 # second. Measured with a 150 tok/s stream: redrawn every frame it was about a fifth
 # of the GUI's CPU time. State changes (prefill, decode, finished) show at once.
 READOUT_INTERVAL_MS = 200
-# The live strip and the per-turn plots: 10 Hz, which the eye still follows as motion.
-# Each redraw repaints two plot views whatever the number of new points, so the rate sets
-# the cost: with a 150 tok/s stream (FakeEngine, 3 turns x 2 runs each, alternating) the
-# window's CPU per token was 1.23 ms at 20 Hz and 1.02 ms at 10 Hz. On 2 cores every
-# millisecond the GUI takes is taken from a decode thread.
-PLOT_FRAME_MS = 100
+# The live strip: each of its two plots is redrawn 10 times a second, which the eye still
+# follows as motion, one plot a frame (20 Hz frames). A redraw repaints a plot view
+# whatever the number of new points, so the rate sets the cost: with a 150 tok/s stream
+# (FakeEngine, 3 turns x 2 runs each, alternating) the window's CPU per token was 1.23 ms
+# with both plots at 20 Hz and 1.02 ms with both at 10 Hz. On 2 cores every millisecond
+# the GUI takes is taken from a decode thread. Stale per-turn plots: one a frame.
+PLOT_FRAME_MS = 50
 # The per-turn plots draw a long conversation's newest turns only: a bar or symbol per
 # turn costs paint time (1,000 turns took 15-60 ms a plot per repaint, a stall each), and
 # a 300 px plot cannot show more bars than this apart. The axis says so.
@@ -97,6 +98,8 @@ class InternalsPanel(QWidget):
         # turn's end on a 2-core machine; spread out, no frame costs more than one plot.
         self._stale_plots: list[TurnPlot] = []
         self._dirty_live = False
+        self._live_flip = False  # which live plot the next streaming frame draws
+        self._live_drawn = [0, 0]  # points each live plot shows (tokens, ITL)
         self.redraw_count = 0
         self.last_hover_text = ""
 
@@ -293,8 +296,8 @@ class InternalsPanel(QWidget):
         if not (self._stale_plots or self._dirty_live) or not self.drawable():
             return  # kept marked: drawn when shown again (showEvent)
         self._redraw()
-        if self._stale_plots:
-            self._frame.request()  # the next stale plot in the next frame
+        if self._stale_plots or self._dirty_live:
+            self._frame.request()  # the next stale or live plot in the next frame
 
     def _redraw(self) -> None:
         if self._stale_plots:
@@ -302,18 +305,37 @@ class InternalsPanel(QWidget):
             shown = self._turns[-PLOT_TURNS:]
             plot.set_turns([m for _mid, m in shown], first_turn=len(self._turns) - len(shown) + 1)
             plot.set_highlight(self._turn_of(self._highlight_id))
+        behind = False
         if self._dirty_live:
-            self.tokens_plot.set_points(self._live_times_ms, range(1, len(self._live_times_ms) + 1))
-            self.itl_plot.set_points(range(2, len(self._live_itl_ms) + 2), self._live_itl_ms)
-            if self._live_state not in ("prefill", "decode"):  # no more points coming
-                self.tokens_plot.fit_to_data()
-                self.itl_plot.fit_to_data()
+            if self._live_state == "decode":
+                # One live plot a frame: a range step lays out both axes of a plot again
+                # (10-15 ms), and the two plots stepping in one frame were the longest
+                # stalls of a streaming turn.
+                self._live_flip = not self._live_flip
+                self._draw_live_plot(tokens=self._live_flip)
+                behind = self._live_drawn != [len(self._live_times_ms), len(self._live_itl_ms)]
+            else:
+                self._draw_live_plot(tokens=True)
+                self._draw_live_plot(tokens=False)
+                if self._live_state != "prefill":  # no more points coming
+                    self.tokens_plot.fit_to_data()
+                    self.itl_plot.fit_to_data()
         if self._live_state == "decode" and self._readout_state == "decode":
             self._readout_frame.request()  # the figures, a few times a second
         else:
             self._readout_frame.run_now()  # a new state shows at once
-        self._dirty_live = False
+        self._dirty_live = behind
         self.redraw_count += 1
+
+    def _draw_live_plot(self, tokens: bool) -> None:
+        if tokens:
+            times = self._live_times_ms
+            self.tokens_plot.set_points(times, range(1, len(times) + 1))
+            self._live_drawn[0] = len(times)
+        else:
+            itl = self._live_itl_ms
+            self.itl_plot.set_points(range(2, len(itl) + 2), itl)
+            self._live_drawn[1] = len(itl)
 
     def flush(self) -> None:
         """Redraw everything now (tests and screenshots)."""
