@@ -30,6 +30,9 @@ class DiagnosisView(QWidget):
         self.split = QLabel()
         self.split.setAccessibleName("Time split")
         self.split.setToolTip(SPLIT_TIP)
+        # Wrapped: one unbroken line of figures set the panel's minimum width (367 px),
+        # which kept a 900 px window from fitting with the panel open.
+        self.split.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.verdict)
