@@ -4,8 +4,9 @@
 # Usage: packaging/smoke_test.sh [dist/glassbox]   (after `make package`)
 set -eu
 BUNDLE=${1:-dist/glassbox}
+[ -x "$BUNDLE/glassbox" ] || { echo "smoke test: no bundle at $BUNDLE/glassbox (run make package)" >&2; exit 2; }
+BUNDLE=$(cd "$BUNDLE" && pwd)  # absolute: the test runs from a scratch directory
 EXE="$BUNDLE/glassbox"
-[ -x "$EXE" ] || { echo "smoke test: no bundle at $EXE (run make package)" >&2; exit 2; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"  # not the repository: the bundle must carry everything itself
