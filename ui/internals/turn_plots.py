@@ -342,10 +342,10 @@ class KvPlot(TurnPlot):
         if last is None or last.kv_cells_used is None or not self.cells_total:
             return "KV cache fill"
         fill = last.kv_cells_used / self.cells_total * 100
-        text = f"KV cache: {last.kv_cells_used}/{self.cells_total} cells ({fill:.1f}%)"
-        if last.kv_bytes_used is not None and self.bytes_total:
-            text += f" · {last.kv_bytes_used / MIB:.1f}/{self.bytes_total / MIB:.1f} MiB"
-        return text
+        # Cells only: the MiB are on the right axis and in the readout. A title is as wide
+        # as its text and sets the plot's minimum width; with the MiB too (about 370 px) a
+        # finished turn's title widened the panel and the window past 900 px.
+        return f"KV cache: {last.kv_cells_used}/{self.cells_total} cells ({fill:.1f}%)"
 
 
 def kv_output_cells(m: TurnMetrics) -> float:
