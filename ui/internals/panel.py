@@ -37,14 +37,16 @@ from ui.internals.turn_plots import KvPlot, LivePlot, RatePlot, TtftPlot, TurnPl
 # second. Measured with a 150 tok/s stream: redrawn every frame it was about a fifth
 # of the GUI's CPU time. State changes (prefill, decode, finished) show at once.
 READOUT_INTERVAL_MS = 200
-# The live strip: each of its two plots is redrawn 5 times a second while a reply streams,
-# one plot a frame (10 Hz frames); the eye still follows it as motion. A redraw repaints a
-# plot view whatever the number of new points, so the rate sets the cost, and on 2 cores
+# The live strip: each of its two plots is redrawn 10 times a second while a reply
+# streams, one plot a frame (20 Hz frames); the eye follows it as motion. A redraw repaints
+# a plot view whatever the number of new points, so the rate sets the cost, and on 2 cores
 # every millisecond the GUI takes is taken from a decode thread. Bundled model in the
 # window, 2 threads, 256 tokens, alternating (load 1.5): GUI CPU per token 1.29-1.68 ms
-# with each plot at 10 Hz, 1.02-1.29 ms at 5 Hz, 0.55 ms with the panel hidden.
+# at 10 Hz a plot, 1.02-1.29 ms at 5 Hz, 0.55 ms with the panel hidden. 5 Hz was tried
+# and taken back: with it tests/ui/test_narrow_window.py failed in two fresh clones
+# (the per-turn plots' end-of-turn redraws, one a frame, landed after its resize).
 # Stale per-turn plots: one a frame.
-PLOT_FRAME_MS = 100
+PLOT_FRAME_MS = 50
 # The per-turn plots draw a long conversation's newest turns only: a bar or symbol per
 # turn costs paint time (1,000 turns took 15-60 ms a plot per repaint, a stall each), and
 # a 300 px plot cannot show more bars than this apart. The axis says so.
