@@ -200,7 +200,7 @@ class ChatView(QWidget):
         # The last exchange is always there at once: Regenerate and Edit act on it.
         for _ in range(min(2, self._to_build)):
             self._build_step()
-        self._builder.run_slice()
+        self._builder.start()  # the rest from the next event-loop pass on
         self._refresh_actions()
 
     def clear(self) -> None:

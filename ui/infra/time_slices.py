@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer
 
-SLICE_MS = 8.0  # half a 16 ms frame: room left for layout and a repaint in the same frame
+SLICE_MS = 5.0  # a third of a 16 ms frame: room left for layout and a repaint in the same frame
 
 
 class TimeSlicer(QObject):

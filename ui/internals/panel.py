@@ -49,8 +49,9 @@ READOUT_INTERVAL_MS = 200
 PLOT_FRAME_MS = 50
 # The per-turn plots draw a long conversation's newest turns only: a bar or symbol per
 # turn costs paint time (1,000 turns took 15-60 ms a plot per repaint, a stall each), and
-# a 300 px plot cannot show more bars than this apart. The axis says so.
-PLOT_TURNS = 200
+# a 300 px plot cannot show more bars than this apart. The axis says so. 100, not 200:
+# the 1,000-turn open still stalled 50-56 ms now and then with 200 (fresh-clone runs).
+PLOT_TURNS = 100
 # Below this width the readout shows one figure a row and the live plots stack.
 NARROW_WIDTH = 470
 READOUT_HEIGHTS = {2: 112, 1: 196}  # by columns: fixed, see the readout's comment
