@@ -336,7 +336,9 @@ def batch_main(conn: Connection, cancel: EventType, log_path: str) -> None:
     """Child entry point: ("load", payload), then ("chat"|"cancel"|"close", ...)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     redirect_output(log_path)
-    import llama_cpp  # noqa: PLC0415 - only ever imported in this process
+    from app.engine.worker import llama_cpp_module  # noqa: PLC0415 - a worker-side import
+
+    llama_cpp = llama_cpp_module()
 
     callback = llama_cpp.llama_log_callback(on_llama_log)
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))

@@ -75,7 +75,9 @@ def branch(
     messages: list[Message], reply: list[int], at: int, forced: int, max_tokens: int
 ) -> dict[str, Any]:
     """The reply's first `at` tokens, then `forced`, then greedy decoding to the end."""
-    import llama_cpp  # noqa: PLC0415 - only ever imported in this child process
+    from app.engine.worker import llama_cpp_module  # noqa: PLC0415 - a worker-side import
+
+    llama_cpp = llama_cpp_module()
 
     vocab = _llm._model.vocab
     tokens = prompt_ids(messages) + reply[:at] + [forced]

@@ -1,7 +1,7 @@
 """The prompt view's tokenizer (app.prompt_tokens): the model's vocabulary only, no weights.
 
 prompt_tokens() runs in the caller's process and starts a child process; the
-functions that import llama_cpp run only in that child (never in the GUI or
+functions that use llama_cpp run only in that child (never in the GUI or
 CLI process), and in app.engine.logprob_worker's.
 """
 
@@ -41,7 +41,9 @@ def quiet_llama(model_path: str, **kwargs: Any) -> Any:
     llama.cpp prints a context warning even with verbose=False; this child's
     stderr is the caller's terminal, and nothing it prints here is for the user.
     """
-    import llama_cpp  # noqa: PLC0415 - only ever imported in a child process
+    from app.engine.worker import llama_cpp_module  # noqa: PLC0415 - a worker-side import
+
+    llama_cpp = llama_cpp_module()
 
     devnull = os.open(os.devnull, os.O_WRONLY)
     saved = os.dup(2)
@@ -60,7 +62,9 @@ def tokenize_conversation(model_path: str, messages: list[Message]) -> PromptTok
 
 def tokenize_with(llm: Any, messages: list[Message]) -> PromptTokens:
     """The conversation rendered and tokenized as the worker does it, on a loaded Llama."""
-    import llama_cpp  # noqa: PLC0415 - only ever imported in a child process
+    from app.engine.worker import llama_cpp_module  # noqa: PLC0415 - a worker-side import
+
+    llama_cpp = llama_cpp_module()
 
     model = llm._model
     template = None

@@ -58,6 +58,18 @@ def _log_mark(mark: str) -> None:
     os.write(2, f"{mark}\n".encode())
 
 
+def llama_cpp_module() -> Any:
+    """llama_cpp, imported in this module only.
+
+    Every process that runs llama.cpp (this worker, the batch worker, the prompt
+    tokenizer and log-prob children) takes the module from here, so the import stays
+    in one place and never happens in the GUI or CLI process by accident.
+    """
+    import llama_cpp  # noqa: PLC0415 - only ever imported in a worker process
+
+    return llama_cpp
+
+
 def _inject_fault(where: str, use_extra_bufts: bool) -> None:
     if use_extra_bufts and os.environ.get(FAULT_ENV) == where:
         os.kill(os.getpid(), signal.SIGSEGV)
