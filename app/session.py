@@ -190,6 +190,10 @@ class ChatSession:
                 return self.history(conversation_id, continue_message.id)
             return self.history(conversation_id, user_message_id)
 
+        # An engine that decodes several requests at once (BatchedEngine) keeps two
+        # turns of one conversation apart by this, so the later one sees the reply.
+        messages.conversation_key = conversation_id  # type: ignore[attr-defined]
+
         # The reply's row is created now, right after its user message, so the
         # stored order is user, reply, user, reply even when a second message is
         # sent before the first reply starts; history() relies on that order.

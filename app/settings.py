@@ -28,6 +28,9 @@ KV_CACHE_TYPES: dict[str, int] = {
 # -1 means "offload every layer", as in llama.cpp.
 GPU_LAYERS_ALL = -1
 
+# Parallel sequences (local batched decode): 1 is the plain one-at-a-time engine.
+MAX_PARALLEL_SEQUENCES = 8
+
 # Weight repacking (llama.cpp's "extra buffer types": AMX, CPU_REPACK, ...).
 # "auto" repacks and falls back to no repacking if the kernels crash; see
 # app.engine.repack_guard. Passed to llama.cpp as use_extra_bufts.
@@ -71,6 +74,9 @@ class RuntimeSettings:
     flash_attn: bool = False
     kv_cache_type: str = "f16"
     repack: str = "auto"
+    # Requests decoded together, each in its own sequence of one llama_decode per step
+    # (app.engine.batched); they share n_ctx, so each gets n_ctx / n_parallel tokens.
+    n_parallel: int = 1
 
     def validate(self) -> RuntimeSettings:
         if self.n_ctx <= 0:
@@ -95,6 +101,18 @@ class RuntimeSettings:
         if self.kv_cache_type not in ("f16", "f32") and not self.flash_attn:
             raise SettingsError(
                 f"a quantized KV cache ({self.kv_cache_type}) needs flash attention turned on"
+            )
+        parallel = self.n_parallel
+        if isinstance(parallel, bool) or not isinstance(parallel, int):
+            raise SettingsError(f"parallel sequences must be a whole number, got {parallel!r}")
+        if not 1 <= parallel <= MAX_PARALLEL_SEQUENCES:
+            raise SettingsError(
+                f"parallel sequences must be 1..{MAX_PARALLEL_SEQUENCES}, got {self.n_parallel}"
+            )
+        if self.n_parallel > 1 and self.n_batch < self.n_parallel:
+            raise SettingsError(
+                f"the batch size ({self.n_batch}) must hold one token per parallel sequence "
+                f"({self.n_parallel})"
             )
         if self.repack not in REPACK_MODES:
             raise SettingsError(

@@ -129,9 +129,11 @@ def create_application(theme_name: str) -> QApplication:
 def build_window(settings: GuiSettings, engine: Engine | None = None) -> MainWindow:
     """The core objects wired to a new MainWindow (store, engine, session, bridge).
 
-    engine: a LocalEngine by default; tests pass a FakeEngine.
+    engine: a LocalEngine by default; tests pass a FakeEngine. Either is wrapped in an
+    EngineSwitch, which changes what serves the chat when the user picks a saved endpoint,
+    a local model again, or another number of parallel sequences.
     """
-    from app.engine.local import LocalEngine
+    from app.engine.switching import EngineSwitch
     from app.session import ChatSession
     from app.storage.store import Store
     from ui.chrome.main_window import MainWindow
@@ -142,7 +144,7 @@ def build_window(settings: GuiSettings, engine: Engine | None = None) -> MainWin
     sys.setswitchinterval(0.001)
     bridge = EngineBridge()
     store = Store.open()
-    engine = engine if engine is not None else LocalEngine()
+    engine = EngineSwitch(engine)
     session = ChatSession(engine, store, bridge.post)
     window = MainWindow(
         engine=engine, store=store, session=session, bridge=bridge, settings=settings

@@ -10,12 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.engine import events as ev
-from app.engine.local import LocalEngine
+from app.engine.switching import EngineSwitch
 from app.errors import EngineTimeoutError, GlassboxError
 from app.models.fit_check import estimate_vs_loaded, format_memory_rows
 from app.models.resolve import resolve_model_path
 from app.session import ChatSession
-from app.settings import REPACK_MODES, RuntimeSettings, SamplingSettings
+from app.settings import (
+    MAX_PARALLEL_SEQUENCES,
+    REPACK_MODES,
+    RuntimeSettings,
+    SamplingSettings,
+)
 from app.storage.store import Store
 
 LOAD_TIMEOUT_S = 600.0
@@ -67,6 +72,13 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="CPU threads for decode and prefill (default: measured by `glassbox tune`, "
         "else every usable core)",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        metavar="N",
+        help=f"requests decoded together, 1..{MAX_PARALLEL_SEQUENCES} (batched decode; they "
+        f"share the context, n_ctx / N each; default: {base.n_parallel}, one at a time)",
     )
     parser.add_argument(
         "--repack",
@@ -144,12 +156,14 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingSettings:
 def runtime_from_args(
     args: argparse.Namespace, base: RuntimeSettings | None = None
 ) -> RuntimeSettings:
-    """The common flags (--ctx, --gpu-layers, --threads) applied over base (or the defaults)."""
+    """The common flags (--ctx, --gpu-layers, --threads, --parallel, --repack) over base
+    (or the defaults)."""
     flags = (
         ("n_ctx", "ctx"),
         ("n_gpu_layers", "gpu_layers"),
         ("n_threads", "threads"),
         ("repack", "repack"),
+        ("n_parallel", "parallel"),
     )
     changes = {
         field: getattr(args, flag) for field, flag in flags if getattr(args, flag, None) is not None
@@ -203,7 +217,7 @@ def open_session(
         if stream_tokens or not isinstance(event, ev.Token):
             events.put(event)
 
-    engine = LocalEngine()
+    engine = EngineSwitch()  # LocalEngine, or BatchedEngine with --parallel N > 1
     session = ChatSession(engine, store, deliver)
     engine.load(model, settings)
     started = time.monotonic()

@@ -26,6 +26,7 @@ LOCAL_ONLY_FLAGS = (
     ("gpu_layers", "--gpu-layers"),
     ("threads", "--threads"),
     ("repack", "--repack"),
+    ("parallel", "--parallel"),
 )
 
 

@@ -2,14 +2,18 @@
 
 Parent side, no llama_cpp: it starts the batched worker process, forwards
 requests and cancels as they come (the worker lets a request join the running
-batch at its next step), and passes the worker's events on. Used for the load
-experiment's "batched" mode, next to LocalEngine's one-at-a-time
-"sequential" mode; n_parallel = 1 is the same loop with one slot.
+batch at its next step), and passes the worker's events on. The chat's engine
+when the runtime setting n_parallel is above 1 (app.engine.switching), and the
+load experiment's "batched" mode; n_parallel = 1 is the same loop with one slot.
 
-Not the chat's engine: the window and `glassbox chat` keep LocalEngine (its
-prompt cache across turns, thread tuning, repack fallback). Weight repacking
+Two turns of one conversation never decode together: a request whose messages
+name a conversation (ChatSession's history callable carries `conversation_key`)
+waits here until the earlier turn of that conversation has finished, and its
+messages are read only then, so they hold the reply before it. If the worker
+dies, the next request starts a fresh one on the last model. Weight repacking
 here is off unless the settings say "on": a fallback after a crash is
-LocalEngine's business.
+LocalEngine's business. No prompt cache across turns: each turn evaluates its
+whole prompt.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from app.engine.worker_process import (
     spawn_context,
 )
 from app.errors import EngineUnavailableError, GlassboxError
-from app.metrics import TurnMetrics
+from app.metrics import TurnMetrics, ns_to_ms
 from app.settings import RuntimeSettings, SamplingSettings
 
 MAX_PARALLEL = 32
@@ -61,6 +65,9 @@ class BatchedEngine:
         self._conn: Connection | None = None
         self._reader: threading.Thread | None = None
         self._requests: dict[int, PendingTurn] = {}  # submitted, not finished
+        self._held: list[PendingTurn] = []  # waiting here for their conversation's turn
+        self._last_load: tuple[str, RuntimeSettings] | None = None
+        self._threads_source = ""
         self._loading: int | None = None  # the load id in flight
         self._closed = False
         self._crashed = False
@@ -104,14 +111,19 @@ class BatchedEngine:
                 f"the batch size ({settings.n_batch}) must hold one token per sequence "
                 f"({self.n_parallel})"
             )
-        resolved, _source = thread_tuning.resolve_threads(settings, str(model_path), "headless")
+        return self._load(str(model_path), settings)
+
+    def _load(self, model_path: str, settings: RuntimeSettings, note: str = "") -> int:
+        resolved, source = thread_tuning.resolve_threads(settings, model_path, self.tuning_context)
         load_id = next(self._load_ids)
         self._stop_worker()
         with self._lock:
             if self._closed:
                 raise EngineUnavailableError("the engine is closed")
             self._loading, self._crashed, self.model_info = load_id, False, None
-        self._emit(ev.ModelLoadStarted(model_path=str(model_path), load_id=load_id))
+            self._last_load, self._threads_source = (model_path, settings), source
+        self._cancel_load.clear()
+        self._emit(ev.ModelLoadStarted(model_path=model_path, load_id=load_id, note=note))
         self._start_worker()
         self._send(
             (
@@ -145,43 +157,97 @@ class BatchedEngine:
                 ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
             )
             return rid
-        resolved = list(messages() if callable(messages) else messages)
-        request = PendingTurn(rid, resolved, sampling, time.monotonic_ns())
+        with self._lock:
+            reload = self._crashed and self._loading is None and self._last_load
+        if reload:  # the worker died: a fresh one loads the last model, then serves this
+            path, settings = reload
+            self._load(path, settings, "restarting after a crash")
+        request = PendingTurn(rid, messages, sampling, time.monotonic_ns())
+        key = _conversation_key(messages)
         with self._lock:
             unusable = (self.model_info is None and self._loading is None) or self._crashed
-            waiting = sum(1 for r in self._requests.values() if r.started is None)
-            running = len(self._requests) - waiting
+            held = key is not None and any(
+                _conversation_key(r.messages) == key
+                for r in [*self._requests.values(), *self._held]
+            )
+            waiting = len(self._held) + sum(1 for r in self._requests.values() if r.started is None)
+            running = len(self._requests) + len(self._held) - waiting
             ahead = waiting + (running if running >= self.n_parallel else 0)
             if not unusable:
-                self._requests[rid] = request
+                if held:
+                    self._held.append(request)
+                else:
+                    self._requests[rid] = request
         if unusable:
             message = "the batched engine has no model: load one first"
             for event in ev.failed_turn(rid, message):
                 self._emit(event)
             return rid
         self._emit(ev.RequestQueued(request_id=rid, position=ahead))
+        if not held:
+            self._send_request(request)
+        return rid
+
+    def _send_request(self, request: PendingTurn) -> None:
+        """To the worker, which starts it at its next step with a slot free."""
+        try:
+            source = request.messages
+            resolved = [dict(m) for m in (source() if callable(source) else source)]
+        except Exception as exc:  # the messages callable failed
+            with self._lock:
+                self._requests.pop(request.request_id, None)
+            for event in ev.failed_turn(request.request_id, f"could not build the prompt: {exc}"):
+                self._emit(event)
+            self._release_held()
+            return
         payload = {
-            "request_id": rid,
-            "messages": [dict(m) for m in resolved],
-            "sampling": sampling.to_dict(),
+            "request_id": request.request_id,
+            "messages": resolved,
+            "sampling": request.sampling.to_dict(),
             "submit_ns": request.submit_ns,
         }
         self._send(("chat", payload))
-        return rid
+
+    def _release_held(self) -> None:
+        """Send the held requests whose conversation has no turn in flight any more."""
+        while True:
+            with self._lock:
+                busy = {_conversation_key(r.messages) for r in self._requests.values()}
+                ready = next(
+                    (r for r in self._held if _conversation_key(r.messages) not in busy), None
+                )
+                if ready is None or self._closed:
+                    return
+                self._held.remove(ready)
+                self._requests[ready.request_id] = ready
+            self._send_request(ready)
 
     def cancel(self, request_id: int | None = None) -> None:
+        """Stop a request (within a step), drop a held one; with no id, every request,
+        and a load in flight is aborted."""
         with self._lock:
             targets = [r for r in self._requests if request_id in (None, r)]
-            if not targets:
+            dropped = [r for r in self._held if request_id in (None, r.request_id)]
+            for request in dropped:
+                self._held.remove(request)
+            if not targets and not dropped:
                 self._ids.cancel_before_submit(request_id)
+            if request_id is None and self._loading is not None:
+                self._cancel_load.set()
         for rid in targets:
             self._send(("cancel", rid))
+        for request in dropped:
+            metrics = TurnMetrics(
+                queue_ms=ns_to_ms(time.monotonic_ns() - request.submit_ns), stop_reason="cancelled"
+            )
+            self._emit(ev.TurnFinished(request_id=request.request_id, metrics=metrics))
 
     def restart(self) -> None:
-        info = self.model_info
-        if info is None:
+        with self._lock:
+            last = self._last_load
+        if last is None:
             raise EngineUnavailableError("no model has been loaded yet")
-        self.load(info.model_path, RuntimeSettings.from_dict(info.settings))
+        self._load(*last, note="restarting the engine")
 
     def close(self) -> None:
         with self._lock:
@@ -232,9 +298,11 @@ class BatchedEngine:
         with self._lock:
             proc, conn, reader = self._proc, self._conn, self._reader
             self._proc = self._conn = self._reader = None
-            ended = list(self._requests.values())
+            ended = list(self._requests.values()) + self._held
             self._requests.clear()
+            self._held = []
         if proc is None or conn is None:
+            self._end_cancelled(ended)  # held requests, never sent to a worker
             return
         try:
             with self._send_lock:
@@ -248,6 +316,9 @@ class BatchedEngine:
         if reader is not None and reader is not threading.current_thread():
             reader.join(CLOSE_GRACE_S)
         conn.close()
+        self._end_cancelled(ended)
+
+    def _end_cancelled(self, ended: list[PendingTurn]) -> None:
         for request in ended:
             metrics = request.crashed_metrics()
             metrics.stop_reason = "cancelled"
@@ -280,7 +351,9 @@ class BatchedEngine:
     def _on_event(self, event: ev.EngineEvent) -> None:
         with self._lock:
             request = self._requests.get(event.request_id) if event.request_id else None
+            finished = isinstance(event, ev.TurnFinished)
             if isinstance(event, ev.ModelLoaded):
+                event.threads_source = self._threads_source
                 self.model_info, self._loading = event, None
             elif isinstance(event, ev.EngineError) and event.request_id is None:
                 self._loading = None
@@ -294,6 +367,8 @@ class BatchedEngine:
                 elif isinstance(event, ev.TurnFinished):
                     del self._requests[event.request_id]  # type: ignore[arg-type]
         self._emit(event)
+        if finished and self._held:  # the session has stored the reply: the next turn sees it
+            self._release_held()
 
     def _on_exit(self, proc: Any) -> None:
         with self._lock:
@@ -303,6 +378,7 @@ class BatchedEngine:
             self._crashed = True
             loading, self._loading = self._loading, None
             ended = list(self._requests.values())
+            held, self._held = self._held, []
             self._requests.clear()
         code = proc.exitcode
         status = exit_signal_name(code) or f"exit code {code}"
@@ -310,6 +386,15 @@ class BatchedEngine:
         message = f"the batched engine process died ({status})"
         if loading is not None:
             self._emit(ev.EngineError(message=message, load_id=loading))
+        if not ended:  # idle: the crash is still news (the window shows it)
+            self._emit(
+                ev.EngineCrashed(
+                    exit_code=code,
+                    signal_name=exit_signal_name(code),
+                    log_tail=tail,
+                    message=message,
+                )
+            )
         for request in ended:
             self._emit(
                 ev.EngineCrashed(
@@ -323,9 +408,17 @@ class BatchedEngine:
             self._emit(
                 ev.TurnFinished(request_id=request.request_id, metrics=request.crashed_metrics())
             )
+        for request in held:  # never started: nothing of theirs to keep
+            for event in ev.failed_turn(request.request_id, message):
+                self._emit(event)
 
     def _emit(self, event: ev.EngineEvent) -> None:
         try:
             self._sink(event)
         except Exception:
             traceback.print_exc()
+
+
+def _conversation_key(messages: MessagesSource) -> object | None:
+    """What orders a request after the earlier turns of its conversation (None: nothing)."""
+    return getattr(messages, "conversation_key", None) if callable(messages) else None

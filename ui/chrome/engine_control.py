@@ -80,6 +80,8 @@ class EngineController(QObject):
         if reload:
             info = self.engine.model_info
             path = self.settings.model_path or (info.model_path if info else None)
+            if info is not None and info.backend == "remote":
+                path = None  # a server's settings are its own; these apply to a local model
             if path:
                 self.load_model(path, runtime)
 

@@ -384,6 +384,8 @@ class MainWindow(ChatWindowBase):
         dialog.accepted.connect(
             lambda: self.controller.apply_settings(dialog.runtime(), dialog.sampling())
         )
+        # Endpoints saved there (Settings > Endpoints) show in the model dropdown.
+        dialog.finished.connect(lambda _result: self.model_picker.refresh())
         threads = ThreadsPage(self.tuner, self.tasks, info.model_path if info else None)
         dialog.tabs.addTab(threads, "Threads")
         dialog.open()

@@ -1,5 +1,6 @@
-"""The model dropdown above the chat: local models with their fit verdict, the loaded one
-selected; choosing another asks for it to be loaded."""
+"""The model dropdown above the chat: local models with their fit verdict, then the saved
+server endpoints (Settings > Endpoints); the loaded one selected; choosing another asks for
+it to be loaded (an endpoint as "endpoint:NAME", which app.engine.switching serves)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
+from app.endpoints import Endpoint, load_endpoints
+from app.engine.switching import endpoint_choice, is_remote_choice
 from app.models.library import ModelEntry, ModelLibrary
 from ui.dialogs.models import DEFAULT_FIT_CTX, scan_with_verdicts
 from ui.infra.tasks import BackgroundTasks, describe_error
 
 _PATH_ROLE = Qt.ItemDataRole.UserRole
+_ROOT_ROLE = Qt.ItemDataRole.UserRole + 1  # an endpoint item's server URL
 
 
 def _same_file(a: str | Path | None, b: str | Path | None) -> bool:
@@ -33,10 +37,12 @@ def picker_label(entry: ModelEntry, verdict: str) -> str:
 
 
 class ModelPicker(QWidget):
-    """A combo box of the local models; scans run on the given BackgroundTasks.
+    """A combo box of the local models and saved endpoints; scans run on the given
+    BackgroundTasks.
 
     Signals:
-        model_requested(str): the user chose a model that is not the loaded one (its path).
+        model_requested(str): the user chose a model that is not the loaded one (its path,
+            or "endpoint:NAME" for a saved endpoint).
         models_listed(int): the list was filled (number of models).
     """
 
@@ -53,6 +59,7 @@ class ModelPicker(QWidget):
         self._tasks = tasks
         self._library = library or ModelLibrary()
         self._loaded: str | None = None
+        self._requested: str | None = None  # the last choice, to tell endpoints apart
         self._n_ctx = DEFAULT_FIT_CTX
         self.combo = QComboBox()
         self.combo.setAccessibleName("Model")
@@ -80,7 +87,11 @@ class ModelPicker(QWidget):
         if n_ctx is not None:
             self._n_ctx = n_ctx
         library, ctx = self._library, self._n_ctx
-        self._tasks.run(lambda: scan_with_verdicts(library, ctx), self._on_scanned, self._on_failed)
+        self._tasks.run(
+            lambda: (scan_with_verdicts(library, ctx), load_endpoints()),
+            lambda found: self._on_scanned(*found),
+            self._on_failed,
+        )
 
     def set_loaded(self, path: str | None) -> None:
         """The engine has this model loaded: select it (or add it when not in the library)."""
@@ -91,13 +102,23 @@ class ModelPicker(QWidget):
         return self._loaded
 
     def paths(self) -> list[str]:
+        """The local models listed (their files)."""
+        return [c for c in self._choices() if not is_remote_choice(c)]
+
+    def endpoint_choices(self) -> list[str]:
+        """The saved endpoints listed ("endpoint:NAME")."""
+        return [c for c in self._choices() if is_remote_choice(c)]
+
+    def _choices(self) -> list[str]:
         return [
             str(self.combo.itemData(i, _PATH_ROLE))
             for i in range(self.combo.count())
             if self.combo.itemData(i, _PATH_ROLE)
         ]
 
-    def _on_scanned(self, rows: list[tuple[ModelEntry, str]]) -> None:
+    def _on_scanned(
+        self, rows: list[tuple[ModelEntry, str]], endpoints: list[Endpoint] | None = None
+    ) -> None:
         self.combo.clear()
         for entry, verdict in rows:
             if entry.usable:
@@ -107,6 +128,13 @@ class ModelPicker(QWidget):
                     f"{entry.path}\nfit: {verdict}",
                     Qt.ItemDataRole.ToolTipRole,
                 )
+        for endpoint in endpoints or []:
+            self.combo.addItem(f"{endpoint.label}  —  server", endpoint_choice(endpoint))
+            last = self.combo.count() - 1
+            self.combo.setItemData(last, endpoint.root, _ROOT_ROLE)
+            self.combo.setItemData(
+                last, f"{endpoint.root}\nOpenAI-compatible server", Qt.ItemDataRole.ToolTipRole
+            )
         self.combo.setEnabled(self.combo.count() > 0)
         if not self.combo.count():
             self.combo.addItem("No local models: File > Models… to add or download one")
@@ -121,16 +149,33 @@ class ModelPicker(QWidget):
     def _select_loaded(self) -> None:
         if not self._loaded:
             return
+        if is_remote_choice(self._loaded):  # a server: its model_path is its URL
+            roots = [self.combo.itemData(i, _ROOT_ROLE) for i in range(self.combo.count())]
+            matches = [i for i, root in enumerate(roots) if root == self._loaded.rstrip("/")]
+            chosen = [i for i in matches if self.combo.itemData(i, _PATH_ROLE) == self._requested]
+            if matches:
+                self.combo.setCurrentIndex((chosen or matches)[0])
+                return
         for i in range(self.combo.count()):
             if _same_file(self.combo.itemData(i, _PATH_ROLE), self._loaded):
                 self.combo.setCurrentIndex(i)
                 return
         # Loaded from elsewhere (--model PATH): shown, so the dropdown never lies.
-        self.combo.insertItem(0, f"{Path(self._loaded).stem}  (loaded)", self._loaded)
+        shown = self._loaded if is_remote_choice(self._loaded) else Path(self._loaded).stem
+        self.combo.insertItem(0, f"{shown}  (loaded)", self._loaded)
+        if is_remote_choice(self._loaded):
+            self.combo.setItemData(0, self._loaded.rstrip("/"), _ROOT_ROLE)
         self.combo.setCurrentIndex(0)
         self.combo.setEnabled(True)
 
     def _on_combo_activated(self, index: int) -> None:
         path = self.combo.itemData(index, _PATH_ROLE)
-        if path and not _same_file(path, self._loaded):
+        if not path:
+            return
+        if is_remote_choice(path):
+            if path != self._requested or self.combo.itemData(index, _ROOT_ROLE) != self._loaded:
+                self._requested = str(path)
+                self.model_requested.emit(str(path))
+        elif not _same_file(path, self._loaded):
+            self._requested = str(path)
             self.model_requested.emit(str(path))

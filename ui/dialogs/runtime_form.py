@@ -17,7 +17,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.models.fit import trained_context_warning
-from app.settings import GPU_LAYERS_ALL, KV_CACHE_TYPES, REPACK_MODES, RuntimeSettings
+from app.settings import (
+    GPU_LAYERS_ALL,
+    KV_CACHE_TYPES,
+    MAX_PARALLEL_SEQUENCES,
+    REPACK_MODES,
+    RuntimeSettings,
+)
 from ui.dialogs.forms import spin_box, with_tip
 
 GPU_BUILD_HINT = (
@@ -95,6 +101,15 @@ class RuntimeForm(QWidget):
             "Batch size",
             "n_batch: prompt tokens evaluated per step during prefill",
         )
+        self.n_parallel = with_tip(
+            spin_box(0, 64, runtime.n_parallel),
+            "Parallel sequences",
+            f"Requests decoded together, 1..{MAX_PARALLEL_SEQUENCES}: with more than 1, several "
+            "conversations (or API requests) share each decode step, one sequence each "
+            "(batched decode): more tokens per second in total, each a little slower, and a "
+            "request waits in the queue only until a sequence is free. They share the context: "
+            "each gets n_ctx / N tokens. 1: one request at a time, the plain engine.",
+        )
         self.flash_attn = with_tip(
             QCheckBox(), "Flash attention", "Use flash attention (needed for a quantized KV cache)"
         )
@@ -135,6 +150,7 @@ class RuntimeForm(QWidget):
         self.form.addRow("Decode threads", self.threads)
         self.form.addRow("Prefill threads", self.threads_batch)
         self.form.addRow("Batch size", self.n_batch)
+        self.form.addRow("Parallel sequences", self.n_parallel)
         self.form.addRow("Flash attention", self.flash_attn)
         self.form.addRow("KV cache type", self.kv_type)
         self.form.addRow("Weight repacking", self.repack)
@@ -147,7 +163,7 @@ class RuntimeForm(QWidget):
         layout.addWidget(note)
         layout.addStretch(1)
 
-        for spin in (self.n_ctx, self.threads, self.threads_batch, self.n_batch):
+        for spin in (self.n_ctx, self.threads, self.threads_batch, self.n_batch, self.n_parallel):
             spin.valueChanged.connect(self._on_field_changed)
         self.gpu_layers.valueChanged.connect(self._on_field_changed)
         self.gpu_all.toggled.connect(self._on_field_changed)
@@ -178,6 +194,7 @@ class RuntimeForm(QWidget):
                 else self.threads_batch.value() or None
             ),
             n_batch=self.n_batch.value(),
+            n_parallel=self.n_parallel.value(),
             flash_attn=self.flash_attn.isChecked(),
             kv_cache_type=self.kv_type.currentText(),
             repack=self.repack.currentText(),
