@@ -6,7 +6,8 @@ serves it changes with what they load:
   its events go straight to the listener, nothing in between);
 - a GGUF file with n_parallel > 1: BatchedEngine(n_parallel), N requests
   decoding together;
-- "endpoint:NAME" (a saved endpoint) or an http(s) URL: RemoteEngine.
+- "endpoint:NAME" (a saved endpoint) or an http(s) URL: RemoteEngine
+  (app.engine.engine_choice reads the choice).
 
 A load the serving engine can take itself (another file on a LocalEngine, the
 same server again) goes to it. Any other load starts a *candidate* engine
@@ -21,104 +22,26 @@ ids of the conversations' turns never repeat across engines.
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.endpoints import Endpoint, load_endpoints, split_base_url
+from app.endpoints import Endpoint
 from app.engine import events as ev
 from app.engine.base import Engine
-from app.engine.batched import BatchedEngine
+from app.engine.engine_choice import ENDPOINT_PREFIX, Target, kind_of, make_engine, target_for
 from app.engine.local import LocalEngine
 from app.engine.pending_turn import MessagesSource
 from app.engine.request_ids import RequestIds
-from app.errors import EngineUnavailableError, SettingsError
+from app.errors import EngineUnavailableError
 from app.metrics import TurnMetrics
 from app.settings import RuntimeSettings, SamplingSettings
 
-ENDPOINT_PREFIX = "endpoint:"  # what the model picker asks for a saved endpoint
 RETIRE_LIMIT_S = 600.0  # the longest an old engine may take to finish its turns
 RETIRE_POLL_S = 0.05
-
-
-def endpoint_key(endpoint: Endpoint) -> str:
-    """How saved endpoints are told apart (the endpoint page replaces by it too)."""
-    return endpoint.name or endpoint.root
-
-
-def endpoint_choice(endpoint: Endpoint) -> str:
-    """The model path that loads this saved endpoint."""
-    return ENDPOINT_PREFIX + endpoint_key(endpoint)
-
-
-def is_remote_choice(model_path: str | Path) -> bool:
-    text = str(model_path)
-    return text.startswith((ENDPOINT_PREFIX, "http://", "https://"))
-
-
-def resolve_endpoint(model_path: str | Path) -> Endpoint:
-    """The endpoint a remote choice names: a saved one (by name, or by URL), else the URL
-    as typed. Reads the saved endpoints file: call it off the GUI thread."""
-    text = str(model_path)
-    key = text.removeprefix(ENDPOINT_PREFIX)
-    saved = load_endpoints()
-    for endpoint in saved:
-        if endpoint_key(endpoint) == key:
-            return endpoint
-    if not key.startswith(("http://", "https://")):
-        raise SettingsError(f"no saved endpoint is called {key!r} (Settings > Endpoints)")
-    root = split_base_url(key)[0]
-    return next((e for e in saved if e.root == root), Endpoint(key)).validate()
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a load asks for: "local", "batched" (with n_parallel) or "remote"."""
-
-    kind: str
-    n_parallel: int = 1
-    endpoint: Endpoint | None = None
-
-
-def target_for(model_path: str | Path, settings: RuntimeSettings) -> Target:
-    if is_remote_choice(model_path):
-        return Target("remote", endpoint=resolve_endpoint(model_path))
-    if settings.n_parallel > 1:
-        return Target("batched", n_parallel=settings.n_parallel)
-    return Target("local")
-
-
-def _remote_engine_class() -> type | None:
-    # Imported only once a server is used (httpx costs start-up time); until then no
-    # engine can be a RemoteEngine.
-    module = sys.modules.get("app.engine.remote")
-    return getattr(module, "RemoteEngine", None)
-
-
-def kind_of(engine: Any) -> str:
-    """An engine's kind; any other engine (FakeEngine in tests) counts as local."""
-    remote = _remote_engine_class()
-    if remote is not None and isinstance(engine, remote):
-        return "remote"
-    if isinstance(engine, BatchedEngine):
-        return "batched"
-    return "local"
-
-
-def make_engine(target: Target) -> Engine:
-    if target.kind == "remote":
-        from app.engine.remote import RemoteEngine  # noqa: PLC0415 - see _remote_engine_class
-
-        assert target.endpoint is not None
-        return RemoteEngine(target.endpoint)
-    if target.kind == "batched":
-        return BatchedEngine(target.n_parallel)
-    return LocalEngine()
 
 
 class EngineSwitch:
@@ -245,11 +168,16 @@ class EngineSwitch:
     def new_request_id(self) -> int:
         return self._ids.new()
 
+    # submit() takes top_logprobs, passed on to a serving engine that computes them
+    # (LocalEngine); others serve the turn without them.
+    takes_top_logprobs = True
+
     def submit(
         self,
         messages: MessagesSource,
         sampling: SamplingSettings | None = None,
         request_id: int | None = None,
+        top_logprobs: int = 0,
     ) -> int:
         rid = request_id if request_id is not None else self.new_request_id()
         with self._lock:
@@ -262,7 +190,12 @@ class EngineSwitch:
                     ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
                 )
                 return rid
-            current.submit(messages, sampling, request_id=rid)
+            if top_logprobs and getattr(type(current), "takes_top_logprobs", False):
+                current.submit(  # type: ignore[call-arg]
+                    messages, sampling, request_id=rid, top_logprobs=top_logprobs
+                )
+            else:
+                current.submit(messages, sampling, request_id=rid)
         finally:
             with self._lock:
                 self._submitting.discard(rid)

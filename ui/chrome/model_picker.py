@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from app.endpoints import Endpoint, load_endpoints
-from app.engine.switching import endpoint_choice, is_remote_choice
+from app.engine.engine_choice import endpoint_choice, is_remote_choice
 from app.models.library import ModelEntry, ModelLibrary
 from ui.dialogs.models import DEFAULT_FIT_CTX, scan_with_verdicts
 from ui.infra.tasks import BackgroundTasks, describe_error

@@ -186,3 +186,49 @@ def test_a_batched_worker_that_dies_is_restarted_by_the_next_request(
     events = chat.until_stored([rid])
     assert any(isinstance(e, ev.ModelLoaded) for e in events)
     assert finished(events, rid).metrics.stop_reason in ("eos", "length")
+
+
+def test_a_server_that_cannot_be_reached_leaves_the_local_engine_serving(
+    chat: Chat, bundled_model: Path
+) -> None:
+    chat.load(bundled_model, PLAIN)
+    chat.engine.load("http://127.0.0.1:9")  # nothing listens there
+    while not isinstance(event := chat.events.get(timeout=TIMEOUT_S), ev.EngineError):
+        assert not isinstance(event, ev.ModelLoaded)
+    assert event.load_id is not None and "127.0.0.1:9" in event.message
+    assert chat.engine.kind == "local" and chat.engine.state == "ready"
+    rid = chat.session.send(chat.store.create_conversation().id, "Hi", GREEDY)
+    assert finished(chat.until_stored([rid]), rid).text
+
+
+def test_an_unknown_saved_endpoint_is_refused_at_once() -> None:
+    with EngineSwitch() as engine, pytest.raises(SettingsError) as raised:
+        engine.load("endpoint:nowhere")
+    assert str(raised.value) == "no saved endpoint is called 'nowhere' (Settings > Endpoints)"
+
+
+def test_a_cancel_before_the_submit_ends_the_turn_on_arrival() -> None:
+    with EngineSwitch() as engine:
+        rid = engine.new_request_id()
+        engine.cancel(rid)
+        engine.submit([{"role": "user", "content": "Hi"}], GREEDY, request_id=rid)
+        event = engine.next_event(timeout=10)
+    assert isinstance(event, ev.TurnFinished) and event.request_id == rid
+    assert event.metrics.stop_reason == "cancelled"
+
+
+def test_a_follow_up_cancelled_while_it_waits_for_its_conversation_never_runs(
+    chat: Chat, bundled_model: Path
+) -> None:
+    chat.load(bundled_model, TWO)
+    conversation = chat.store.create_conversation().id
+    long = GREEDY.with_changes(max_tokens=64)  # still decoding when the cancel comes
+    first = chat.session.send(conversation, "Write a story about a fruit.", long)
+    second = chat.session.send(conversation, "And a colour?", GREEDY)
+    chat.session.cancel(second)
+    events = chat.until_stored([first])
+    while not any(isinstance(e, ev.TurnFinished) and e.request_id == second for e in events):
+        events.append(chat.events.get(timeout=TIMEOUT_S))
+    assert finished(events, second).metrics.stop_reason == "cancelled"
+    assert not any(isinstance(e, ev.TurnStarted) and e.request_id == second for e in events)
+    assert [m.role for m in chat.store.messages(conversation)] == ["user", "assistant", "user"]
