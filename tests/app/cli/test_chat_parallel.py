@@ -1,0 +1,47 @@
+"""`glassbox chat --parallel N`: the terminal chat on batched decode, same replies at temperature 0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from app.storage.store import Store
+
+COMMAND = [sys.executable, "-m", "app.cli.main", "chat", "--max-tokens", "8", "--ctx", "1024"]
+FLAGS = ["--temperature", "0", "--threads", "2", "--repack", "off", "--each-line"]
+
+
+def chat(home, stdin, *args):
+    env = {**os.environ, "GLASSBOX_HOME": str(home)}
+    return subprocess.run(
+        [*COMMAND, *FLAGS, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def stored_replies(home):
+    store = Store.open(home / "glassbox.sqlite3")
+    try:
+        replies = [m for m in store.messages(1) if m.role == "assistant"]
+    finally:
+        store.close()
+    return [(m.content, m.runtime_settings["n_parallel"]) for m in replies]
+
+
+def test_parallel_two_serves_the_chat_batched_with_the_replies_of_one(tmp_path):
+    prompts = "What is 2+2?\nName a colour.\n"
+    batched = chat(tmp_path / "two", prompts, "--parallel", "2")
+    assert batched.returncode == 0, batched.stderr
+    assert "2 parallel sequences (batched decode)" in batched.stderr
+    plain = chat(tmp_path / "one", prompts)
+    assert plain.returncode == 0, plain.stderr
+    assert "parallel" not in plain.stderr
+    two, one = stored_replies(tmp_path / "two"), stored_replies(tmp_path / "one")
+    assert [n for _text, n in two] == [2, 2] and [n for _text, n in one] == [1, 1]
+    assert [text for text, _n in two] == [text for text, _n in one]
+    assert all(text for text, _n in two)
