@@ -276,8 +276,10 @@ def _describe_model(loaded: ev.ModelLoaded) -> str:
         else "CPU"
     )
     template = "own chat template" if loaded.has_chat_template else "plain prompt (no template)"
+    parallel = int(loaded.settings.get("n_parallel") or 1)
+    sequences = f" | {parallel} parallel sequences (batched decode)" if parallel > 1 else ""
     return (
-        f"{loaded.model_name} | {offload} | n_ctx {loaded.n_ctx} | "
+        f"{loaded.model_name} | {offload}{sequences} | n_ctx {loaded.n_ctx} | "
         f"{_describe_threads(loaded)} | KV {loaded.kv_bytes_total / 2**20:.1f} MiB | "
         f"{template} | loaded in {loaded.load_ms:.0f} ms"
     )
