@@ -12,6 +12,9 @@ from typing import Any
 
 from app.metrics import TurnMetrics
 
+# The most alternatives a request may ask for per token (top_logprobs), as in OpenAI's API.
+MAX_TOP_LOGPROBS = 10
+
 
 @dataclass
 class EngineEvent:
@@ -97,12 +100,23 @@ class Token(EngineEvent):
     # reply, so its tail beyond the streamed text was never streamed.
     text: str = ""
     t_ns: int = 0  # engine (worker) timestamp, time.monotonic_ns()
+    # Only when the request asked for top_logprobs (else None, and nothing was
+    # computed): the model's log-probability of this token, and its most likely
+    # alternatives at this position, [{id, text, logprob}, ...] most likely first.
+    # The raw distribution, before sampler settings (app.engine.token_logprobs).
+    logprob: float | None = None
+    top: list[dict[str, Any]] | None = None
 
 
 @dataclass
 class TurnFinished(EngineEvent):
     text: str = ""  # the whole reply, stop strings removed
     metrics: TurnMetrics = field(default_factory=TurnMetrics)
+    # When the request asked for top_logprobs: every sampled token of the turn, in
+    # order, as {id, text, logprob, top: [{id, text, logprob}, ...]} (the Token
+    # events' figures, gathered for whoever keeps the turn). Tokens of a stop
+    # string count, as in output_tokens. None when not asked (or not computed).
+    tokens: list[dict[str, Any]] | None = None
 
 
 @dataclass

@@ -74,6 +74,9 @@ class LocalEngine:
     as an EngineError and never stops the events that follow.
     """
 
+    # submit() takes top_logprobs: token probabilities computed in the decode loop.
+    takes_top_logprobs = True
+
     def __init__(
         self, on_event: EventSink | None = None, repack_memory: RepackMemory | None = None
     ) -> None:
@@ -202,9 +205,12 @@ class LocalEngine:
         messages: MessagesSource,
         sampling: SamplingSettings | None = None,
         request_id: int | None = None,
+        top_logprobs: int = 0,
     ) -> int:
         """Queue a chat request; returns its request id. Messages may be a callable,
-        evaluated when the turn starts (so a queued follow-up sees the reply before it)."""
+        evaluated when the turn starts (so a queued follow-up sees the reply before it).
+        top_logprobs (0..10): each token's probability and that many alternatives, on
+        its Token event and TurnFinished.tokens (app.engine.token_logprobs); 0 computes none."""
         sampling = (sampling or SamplingSettings()).validate()
         rid = request_id if request_id is not None else self.new_request_id()
         with self._lock:
@@ -216,7 +222,7 @@ class LocalEngine:
             return rid
         with self._lock:
             self._check_open()
-            request = PendingTurn(rid, messages, sampling, time.monotonic_ns())
+            request = PendingTurn(rid, messages, sampling, time.monotonic_ns(), top_logprobs)
             busy = self._running or self._loading or self._loads
             ahead = len(self._pending) + (1 if busy else 0)
             self._pending.append(request)
@@ -435,6 +441,7 @@ class LocalEngine:
                 "messages": [dict(m) for m in messages],
                 "sampling": request.sampling.to_dict(),
                 "submit_ns": request.submit_ns,
+                "top_logprobs": request.top_logprobs,
             }
         except Exception as exc:  # the messages callable failed
             with self._lock:

@@ -57,6 +57,7 @@ class NativeDecoder:
         self._bos = int(llm._model.token_bos())
         self._piece_buffer = ctypes.create_string_buffer(PIECE_BUFFER_BYTES)
         self._pieces: dict[int, bytes] = {}  # token id -> its bytes; bounded by the vocabulary
+        self._texts: dict[int, str] = {}  # token id -> its text, special tokens spelled out
         self._should_stop: Callable[[], bool] = lambda: False
         # One ctypes callback per load, kept alive here while llama.cpp holds its address.
         self._abort_callback = lc.ggml_abort_callback(lambda _data: self._should_stop())
@@ -184,3 +185,18 @@ class NativeDecoder:
             data = data[1:]
         self._pieces[token_id] = data
         return data
+
+    def token_text(self, token_id: int) -> str:
+        """The token as text for people, special tokens spelled out ("<|im_end|>", where
+        piece() gives b""): what token probabilities name the alternatives by."""
+        cached = self._texts.get(token_id)
+        if cached is not None:
+            return cached
+        buf = self._piece_buffer
+        n = self._lc.llama_token_to_piece(self.vocab, token_id, buf, len(buf), 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lc.llama_token_to_piece(self.vocab, token_id, buf, len(buf), 0, True)
+        text = buf.raw[:n].decode("utf-8", errors="replace")
+        self._texts[token_id] = text
+        return text

@@ -21,6 +21,7 @@ class PendingTurn:
     messages: MessagesSource
     sampling: SamplingSettings
     submit_ns: int
+    top_logprobs: int = 0  # token probabilities asked for (app.engine.token_logprobs)
     # Filled in as the turn runs, so a crash can still report what was seen.
     first_token_ns: int | None = None
     token_times: list[int] = field(default_factory=list)

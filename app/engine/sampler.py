@@ -13,8 +13,6 @@ makes it a no-op.
 
 from __future__ import annotations
 
-import ctypes
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +23,8 @@ PENALTY_LAST_N = 64
 
 # Called with the logits of the last evaluated token (a ctypes float pointer of
 # n_vocab entries) before each draw, only when installed: the way to show token
-# probabilities without paying for them on every turn.
+# probabilities without paying for them on every turn (app.engine.token_logprobs
+# is the one the decode loop installs, for requests that ask).
 LogitsHook = Callable[[Any, int], None]
 
 
@@ -85,16 +84,3 @@ class SamplerChain:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def top_probabilities(logits: Any, n_vocab: int, n: int) -> list[tuple[int, float]]:
-    """The n most likely tokens and their softmax probabilities, from raw logits.
-
-    For a logits hook that shows probabilities; it costs a pass over the whole
-    vocabulary, which is why nothing calls it unless asked.
-    """
-    values = (ctypes.c_float * n_vocab).from_address(ctypes.addressof(logits.contents))
-    peak = max(values)
-    total = math.fsum(math.exp(v - peak) for v in values)
-    best = sorted(range(n_vocab), key=values.__getitem__, reverse=True)[:n]
-    return [(i, math.exp(values[i] - peak) / total) for i in best]

@@ -6,7 +6,9 @@ and changed alone: prepare_prompt() fits the history into the context and
 tokenizes it, stream_reply() decodes (llama_decode and llama.cpp's sampler
 chain: app.engine.native_decode, app.engine.sampler) and sends Token events,
 batched per frame (app.engine.token_batch), until a stop, and turn_metrics()
-turns the timestamps into the TurnMetrics record.
+turns the timestamps into the TurnMetrics record. A request with top_logprobs
+above 0 also gets each token's probabilities, read in the decode loop
+(app.engine.token_logprobs); one without installs nothing for them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from app.engine.cache_text import CacheText
 from app.engine.native_decode import DecodeError, PrefillCancelled
 from app.engine.prompting import Message, find_stop, fit_history, held_stop_prefix
 from app.engine.sampler import SamplerChain
-from app.engine.token_batch import TokenBatcher
+from app.engine.token_batch import ScoringBatcher, TokenBatcher
+from app.engine.token_logprobs import TokenLogprobs, clamp_top
 from app.errors import GlassboxError
 from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
 from app.settings import SamplingSettings
@@ -94,6 +97,7 @@ class StreamedReply:
     token_times: list[int] = field(default_factory=list)  # monotonic ns, one per token
     prefill_ns: int = 0
     stop_reason: str = "length"
+    tokens: list[dict[str, Any]] | None = None  # per token, when top_logprobs was asked
 
 
 def prepare_prompt(
@@ -126,7 +130,12 @@ class _TextStream:
     TokenBatcher: batched when they come faster than a screen refreshes.
     """
 
-    def __init__(self, reply: StreamedReply, stops: tuple[str, ...], batcher: TokenBatcher):
+    def __init__(
+        self,
+        reply: StreamedReply,
+        stops: tuple[str, ...],
+        batcher: TokenBatcher | ScoringBatcher,
+    ):
         self.reply, self.stops, self.batcher = reply, stops, batcher
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.text = ""
@@ -197,16 +206,31 @@ def stream_reply(
     request_id: int,
     prompt: PreparedPrompt,
     sampling: SamplingSettings,
+    top_logprobs: int = 0,
 ) -> StreamedReply:
-    """Decode until end of text, a stop string, max tokens, a full context or cancel."""
+    """Decode until end of text, a stop string, max tokens, a full context or cancel.
+
+    top_logprobs > 0: each token's log-probability and that many alternatives go
+    with its Token event and onto reply.tokens (the native loop only; the
+    "generate" comparison loop computes none).
+    """
     reply = StreamedReply()
-    stream = _TextStream(reply, prompt.stops, TokenBatcher(conn.send, request_id))
+    plain = TokenBatcher(conn.send, request_id)
+    batcher: TokenBatcher | ScoringBatcher = plain
+    scores: TokenLogprobs | None = None
+    native_loop = decode_loop_name() != "generate"
+    if top_logprobs > 0 and native_loop:
+        text_of = model.native.token_text
+        scores = TokenLogprobs(top_logprobs, text_of)
+        batcher = ScoringBatcher(plain, scores.entry, text_of)
+        reply.tokens = batcher.tokens
+    stream = _TextStream(reply, prompt.stops, batcher)
     seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
     try:
-        if decode_loop_name() == "generate":
-            _decode_with_llama_generate(model, cancel, prompt, sampling, seed, stream)
+        if native_loop:
+            _decode_native(model, cancel, prompt, sampling, seed, stream, scores)
         else:
-            _decode_native(model, cancel, prompt, sampling, seed, stream)
+            _decode_with_llama_generate(model, cancel, prompt, sampling, seed, stream)
     except BaseException:
         model.cache_text.forget()  # the cache was cleared or is unknown
         raise
@@ -248,13 +272,16 @@ def _decode_native(
     sampling: SamplingSettings,
     seed: int,
     stream: _TextStream,
+    scores: TokenLogprobs | None = None,
 ) -> None:
-    """llama_decode on a reused batch, llama.cpp's sampler chain; no logits in Python."""
+    """llama_decode on a reused batch, llama.cpp's sampler chain; no logits in Python
+    unless `scores` is given (the request asked for top_logprobs): then it is the
+    chain's logits hook, and the loop itself is the same."""
     reply, native = stream.reply, model.native
     is_eog, vocab, ctx = model.llama_cpp.llama_vocab_is_eog, native.vocab, native.ctx
     max_tokens, n_ctx = sampling.max_tokens, model.n_ctx
     prefill_started = time.monotonic_ns()
-    with SamplerChain(model.llama_cpp, model.n_vocab, sampling, seed) as chain:
+    with SamplerChain(model.llama_cpp, model.n_vocab, sampling, seed, scores) as chain:
         try:
             n_past = native.start_turn(prompt.tokens, prompt.cached, cancel.is_set)
         except PrefillCancelled:
@@ -353,6 +380,7 @@ def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[s
     """Serve one "chat" command: TurnStarted, Tokens, then TurnFinished (or an error pair)."""
     request_id: int = request["request_id"]
     sampling = SamplingSettings.from_dict(request["sampling"])
+    top_logprobs = clamp_top(request.get("top_logprobs", 0))
     started_ns = time.monotonic_ns()
     queue_ms = ns_to_ms(started_ns - request["submit_ns"])
     try:
@@ -373,6 +401,10 @@ def run_turn(model: Loaded, conn: Connection, cancel: EventType, request: dict[s
             dropped_messages=prompt.dropped_messages,
         )
     )
-    reply = stream_reply(model, conn, cancel, request_id, prompt, sampling)
+    reply = stream_reply(model, conn, cancel, request_id, prompt, sampling, top_logprobs)
     metrics = turn_metrics(model, prompt, reply, queue_ms)
-    conn.send(ev.TurnFinished(request_id=request_id, text=reply.text, metrics=metrics))
+    conn.send(
+        ev.TurnFinished(
+            request_id=request_id, text=reply.text, metrics=metrics, tokens=reply.tokens
+        )
+    )
