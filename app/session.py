@@ -61,6 +61,11 @@ class _Turn:
 class ChatSession:
     """Sends chat turns for stored conversations and persists what comes back."""
 
+    # Token probabilities new turns ask the engine for (0: none, up to 10), computed in
+    # its decode loop and stored with the reply (Store.reply_tokens); the token view
+    # sets it. Only engines whose class says takes_top_logprobs are asked.
+    top_logprobs = 0
+
     def __init__(self, engine: Engine, store: Store, listener: Listener | None = None) -> None:
         self.engine = engine
         self.store = store
@@ -219,7 +224,12 @@ class ChatSession:
             )
         )
         try:
-            self.engine.submit(messages, sampling, request_id=request_id)
+            if self.top_logprobs and getattr(type(self.engine), "takes_top_logprobs", False):
+                self.engine.submit(  # type: ignore[call-arg]
+                    messages, sampling, request_id=request_id, top_logprobs=self.top_logprobs
+                )
+            else:
+                self.engine.submit(messages, sampling, request_id=request_id)
         except BaseException:
             with self._lock:
                 self._turns.pop(request_id, None)
@@ -250,6 +260,17 @@ class ChatSession:
         self._listener(event)
         if stored is not None:
             self._listener(stored)
+
+    def _store_reply_tokens(self, event: ev.TurnFinished, turn: _Turn) -> None:
+        """The reply's token probabilities, when the turn brought them; a continued
+        reply's go after the earlier part's, and without both, the stored ones
+        (no longer the whole reply) go."""
+        tokens = event.tokens
+        if turn.prefix:
+            before = self.store.reply_tokens(turn.assistant_message_id)
+            tokens = before + tokens if before is not None and tokens is not None else None
+        if tokens is not None or turn.prefix:
+            self.store.set_reply_tokens(turn.assistant_message_id, tokens)
 
     def _maybe_flush(self, turn: _Turn) -> None:
         now = time.monotonic()
@@ -288,6 +309,7 @@ class ChatSession:
             runtime_settings={**info.settings, "model_path": info.model_path} if info else None,
             sampling_settings=turn.sampling.to_dict(),
         )
+        self._store_reply_tokens(event, turn)
         return ReplyStored(
             request_id=event.request_id,
             conversation_id=turn.conversation_id,

@@ -121,7 +121,23 @@ def _v2_search_index(_conn: sqlite3.Connection) -> str:
 # SamplingSettings fields it overrides (app.conversation_settings); NULL: the defaults.
 _V3 = "ALTER TABLE conversations ADD COLUMN sampling_overrides TEXT;"
 
-MIGRATIONS: tuple[Migration, ...] = ((1, _V1), (2, _v2_search_index), (3, _V3))
+# Version 4. A reply's tokens with the probability the model gave each and its top
+# alternatives, as the decode loop computed them for a request that asked
+# (app.engine.token_logprobs): a JSON list of {id, text, logprob, top}. Its own
+# table, so message rows stay small; it goes with its message.
+_V4 = """
+CREATE TABLE reply_tokens (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    tokens     TEXT    NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (1, _V1),
+    (2, _v2_search_index),
+    (3, _V3),
+    (4, _V4),
+)
 
 
 class StorageError(GlassboxError):

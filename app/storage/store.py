@@ -445,6 +445,26 @@ class Store:
                     ),
                 )
 
+    def set_reply_tokens(self, message_id: int, tokens: list[dict[str, Any]] | None) -> None:
+        """Store a reply's tokens with their probabilities ({id, text, logprob, top} each,
+        as TurnFinished.tokens holds them), replacing any; None removes them."""
+        with self._locked() as conn:
+            if tokens is None:
+                conn.execute("DELETE FROM reply_tokens WHERE message_id = ?", (message_id,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO reply_tokens (message_id, tokens) VALUES (?, ?)",
+                    (message_id, json.dumps(tokens, separators=(",", ":"))),
+                )
+
+    def reply_tokens(self, message_id: int) -> list[dict[str, Any]] | None:
+        """The reply's stored tokens (set_reply_tokens), or None when it has none."""
+        rows = self._query("SELECT tokens FROM reply_tokens WHERE message_id = ?", (message_id,))
+        if not rows:
+            return None
+        value = json.loads(rows[0][0])
+        return value if isinstance(value, list) else None
+
     def delete_message(self, message_id: int) -> None:
         with self._locked():
             cursor = self._conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
