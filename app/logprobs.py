@@ -1,11 +1,13 @@
-"""Token probabilities for a finished reply, and branching from any of its tokens.
+"""Token probabilities for a finished reply, after the fact, and branching from any of its tokens.
 
-The decode loop stays as it is: nothing is computed while a turn streams, so
-decode speed is the same whether anyone looks at probabilities or not. When
-they are asked for, a child process with the same model file evaluates the
-prompt and the reply's tokens in one pass and reads the model's distribution
-at each position (app.engine.logprob_worker). It is the same model on the same
-tokens; the batch kernels can differ from the one-token decode kernels in the
+New replies get their probabilities from the decode loop itself when asked
+(top_logprobs on the request, app.engine.token_logprobs); this module is for
+the rest: a reply sent without them (the token view turned on afterwards, an
+old conversation) and branching, which regenerates from a token. A child
+process with the same model file evaluates the prompt and the reply's tokens
+in one pass and reads the model's distribution at each position
+(app.engine.logprob_worker), the same raw distribution the decode loop
+reports. The batch kernels can differ from the one-token decode kernels in the
 last bits, so near-ties may order differently than they did while decoding.
 """
 
@@ -16,10 +18,11 @@ import multiprocessing
 from collections.abc import Sequence
 from typing import Any
 
+from app.engine.events import MAX_TOP_LOGPROBS
 from app.engine.prompting import Message
 from app.prompt_tokens import kept_messages
 
-MAX_TOP = 10
+MAX_TOP = MAX_TOP_LOGPROBS
 CHILD_TIMEOUT_S = 600.0
 
 

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from app.cli.remote_session import add_endpoint_flags, describe_loaded, open_ses
 from app.diagnosis import diagnose_trace
 from app.engine import events as ev
 from app.errors import GlassboxError
-from app.logprobs import TokenScorer
 from app.metrics import TurnMetrics
 from app.metrics_table import MetricsTable
 from app.prompts_file import read_prompts
@@ -52,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         metavar="K",
         help="add each reply's tokens to the JSON with the model's K most likely "
-        "alternatives (K up to 10), computed after the turns (app.logprobs)",
+        "alternatives (K up to 10), computed in the decode loop as each token is drawn "
+        "(the model's raw distribution, before sampler settings)",
     )
     add_compare_flag(parser)
     parser.set_defaults(run=run)
@@ -61,15 +60,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.compare:
         return run_compare(args)  # an A/B run (app.experiments)
+    if not 0 <= args.top_logprobs <= ev.MAX_TOP_LOGPROBS:
+        raise GlassboxError(
+            f"--top-logprobs must be 0 to {ev.MAX_TOP_LOGPROBS}, got {args.top_logprobs}"
+        )
     prompts = read_prompts(args.prompts)
     sampling = sampling_from_args(args)
     # Bench turns are measurements, not conversations: keep them out of the history.
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-") as scratch:
         store = Store.open(Path(scratch) / "bench.sqlite3")
-        loaded = open_session(args, store, stream_tokens=args.top_logprobs > 0)
-        prompts_sent: list[list[dict[str, str]]] = []  # each turn's history, for --top-logprobs
+        # Token events are not needed: a turn's tokens (and probabilities) come on TurnFinished.
+        loaded = open_session(args, store, stream_tokens=False)
+        token_lists: list[list[dict[str, Any]] | None] = []  # per turn, with --top-logprobs
         try:
             print(describe_loaded(loaded.loaded), file=sys.stderr)
+            if args.top_logprobs > 0:
+                _ask_for_token_probabilities(loaded, args.top_logprobs)
             conversation_id = store.create_conversation("bench", args.system).id
             table = MetricsTable(print)  # the table chat and the demo print too
             table.begin()
@@ -78,22 +84,21 @@ def run(args: argparse.Namespace) -> int:
             recorder = TraceRecorder(lambda: [getattr(loaded.session.engine, "worker_pid", None)])
             bytes_per_s = bandwidth.measure().bytes_per_s
             for index, prompt in enumerate(prompts, start=1):
-                metrics = _run_turn(loaded, conversation_id, prompt, sampling, recorder)
+                finished = _run_turn(loaded, conversation_id, prompt, sampling, recorder)
+                metrics = finished.metrics
                 turns.append(metrics)
+                token_lists.append(finished.tokens)
                 table.add(metrics, index)
                 diagnosis = diagnose_trace(
                     recorder.finished[-1], loaded.loaded, recorder, bytes_per_s
                 )
                 print(f"turn {index} {diagnosis.line()}", file=sys.stderr)
                 diagnoses.append(diagnosis.to_dict())
-                if args.top_logprobs > 0:
-                    history = loaded.session.history(conversation_id)
-                    prompts_sent.append(history[:-1] if history else history)  # less the reply
         finally:
             loaded.close()
     turn_dicts: list[dict[str, Any]] = [m.to_dict() for m in turns]
     if args.top_logprobs > 0:
-        _add_token_probabilities(args, loaded.loaded, recorder, prompts_sent, turn_dicts)
+        _add_token_probabilities(sampling.temperature, token_lists, turn_dicts)
     if args.json:
         report: dict[str, Any] = {
             "model": {
@@ -110,38 +115,42 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(m.stop_reason == "error" for m in turns) else 0
 
 
+def _ask_for_token_probabilities(loaded: Any, k: int) -> None:
+    """New turns compute each token's probabilities in the engine's decode loop."""
+    engine = loaded.session.engine
+    if loaded.loaded.backend == "remote" or not getattr(type(engine), "takes_top_logprobs", False):
+        raise GlassboxError("--top-logprobs needs a local model (the probabilities are ours)")
+    loaded.session.top_logprobs = k
+
+
 def _add_token_probabilities(
-    args: argparse.Namespace,
-    model: ev.ModelLoaded,
-    recorder: TraceRecorder,
-    prompts_sent: list[list[dict[str, str]]],
+    temperature: float,
+    token_lists: list[list[dict[str, Any]] | None],
     turn_dicts: list[dict[str, Any]],
 ) -> None:
-    """Each turn's "tokens": the model's probabilities for its reply (app.logprobs).
-
-    Computed after every turn has run, in a process of its own, so the decode
-    loop measured above is the same with --top-logprobs as without.
-    """
-    if model.backend == "remote":
-        raise GlassboxError("--top-logprobs needs a local model (the probabilities are ours)")
-    started = time.monotonic()
-    n_tokens = 0
-    with TokenScorer(model.model_path, n_ctx=model.n_ctx) as scorer:
-        for turn, trace, messages in zip(turn_dicts, recorder.finished, prompts_sent, strict=True):
-            turn["tokens"] = scorer.score(
-                messages, trace.token_ids, args.top_logprobs, trace.dropped_messages
-            )
-            n_tokens += len(trace.token_ids)
-    print(
-        f"token probabilities: {n_tokens} tokens scored in {time.monotonic() - started:.1f} s "
-        "after the turns, in a separate process; the decode figures above are unaffected",
-        file=sys.stderr,
-    )
+    """Each turn's "tokens": {id, text, logprob, top} per token, as the decode loop read
+    them (app.engine.token_logprobs): the model's raw distribution, before the sampler's
+    settings, so at temperature 0 the chosen token is the most probable one unless the
+    repeat penalty changed the choice; the line on stderr counts both."""
+    n_tokens = n_first = 0
+    for turn, tokens in zip(turn_dicts, token_lists, strict=True):
+        if tokens is None:
+            if turn.get("stop_reason") == "error":
+                tokens = []
+            else:
+                raise GlassboxError("the engine did not compute token probabilities for a turn")
+        turn["tokens"] = tokens
+        n_tokens += len(tokens)
+        n_first += sum(1 for t in tokens if t["top"] and t["top"][0]["id"] == t["id"])
+    line = f"token probabilities: {n_tokens} tokens, computed in the decode loop"
+    if temperature == 0:
+        line += f"; the chosen token was the most probable at {n_first} of {n_tokens}"
+    print(line, file=sys.stderr)
 
 
 def _run_turn(
     loaded: Any, conversation_id: int, prompt: str, sampling: Any, recorder: TraceRecorder
-) -> TurnMetrics:
+) -> ev.TurnFinished:
     request_id = loaded.session.send(conversation_id, prompt, sampling)
     while True:
         event = loaded.next_event()
@@ -151,5 +160,4 @@ def _run_turn(
         if isinstance(event, ev.EngineError | ev.EngineCrashed):
             print(f"glassbox: {event.message}", file=sys.stderr)
         elif isinstance(event, ev.TurnFinished):
-            metrics: TurnMetrics = event.metrics
-            return metrics
+            return event

@@ -52,23 +52,47 @@ def test_branching_forces_the_token_and_continues_from_it(scored):
     assert branch["text"]
 
 
-def test_bench_top_logprobs_adds_tokens_to_each_turn(tmp_path):
+def test_bench_top_logprobs_adds_tokens_from_the_decode_loop_to_each_turn(tmp_path):
     import json
     import subprocess
     import sys
 
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("Name three fruits.\n")
+    prompts.write_text("Name three fruits.\nWrite a haiku about rain.\n")
     out = tmp_path / "bench.json"
-    args = ["bench", "--prompts", str(prompts), "--max-tokens", "8", "--temperature", "0"]
+    args = ["bench", "--prompts", str(prompts), "--max-tokens", "24", "--temperature", "0"]
     args += ["--repeat-penalty", "1.0", "--top-logprobs", "3", "--json", str(out)]
     result = subprocess.run(
         [sys.executable, "-m", "app.cli.main", *args], capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr
-    turn = json.loads(out.read_text())["turns"][0]
-    assert len(turn["tokens"]) == turn["output_tokens"]
-    for token in turn["tokens"]:
-        assert set(token) == {"id", "text", "logprob", "top"}
-        assert len(token["top"]) == 3 and token["top"][0]["id"] == token["id"]
-    assert "tokens scored" in result.stderr
+    turns = json.loads(out.read_text())["turns"]
+    assert len(turns) == 2
+    n_tokens = 0
+    for turn in turns:
+        assert len(turn["tokens"]) == turn["output_tokens"] > 0
+        for token in turn["tokens"]:
+            assert set(token) == {"id", "text", "logprob", "top"}
+            assert len(token["top"]) == 3 and token["top"][0]["id"] == token["id"]
+            assert set(token["top"][0]) == {"id", "text", "logprob"}
+            probs = [math.exp(a["logprob"]) for a in token["top"]]
+            assert probs == sorted(probs, reverse=True) and all(0 <= p <= 1 for p in probs)
+        n_tokens += len(turn["tokens"])
+    # Computed as the turns ran (no scoring pass after them), and said so.
+    assert "computed in the decode loop" in result.stderr
+    assert f"the most probable at {n_tokens} of {n_tokens}" in result.stderr
+    assert "scored" not in result.stderr
+
+
+def test_bench_refuses_more_than_ten_alternatives(tmp_path):
+    import subprocess
+    import sys
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Hi\n")
+    args = ["bench", "--prompts", str(prompts), "--top-logprobs", "11"]
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "--top-logprobs must be 0 to 10, got 11" in result.stderr
