@@ -4,7 +4,12 @@ Hover a token for its id, probability, log-probability, the most likely
 alternatives and the sampler settings that chose it; click it to list the
 alternatives, and click one of those to branch: the reply is regenerated from
 there with that token forced (the result shows below). Probabilities are only
-computed while "Show token probabilities" is on (app.logprobs).
+computed while "Show token probabilities" is on: in the decode loop as each token
+is drawn (app.engine.token_logprobs), or, for a reply sent while it was off, by
+scoring it afterwards (app.logprobs); a line under the switch says which.
+
+The probabilities are the model's own (its raw distribution, before the sampler's
+settings), so a token the settings chose over the model's favourite says so.
 """
 
 from __future__ import annotations
@@ -32,9 +37,22 @@ TOKENS_TIP = (
     "taken a different path. Hover for the alternatives; click a token to branch from it."
 )
 SWITCH_TIP = (
-    "Compute each reply's token probabilities after it finishes (a second process reads the "
-    "model's scores; the chat's decode speed is not affected). Off: nothing is computed."
+    "Compute each new reply's token probabilities in the decode loop, as each token is drawn "
+    "(a pass over the vocabulary per token, about 0.1 ms on the bundled model). Replies sent "
+    "while this was off are scored afterwards in a second process. Off: nothing is computed."
 )
+SOURCE_TIP = (
+    "Where these probabilities come from: read in the decode loop as the reply was generated, "
+    "or scored afterwards by a second copy of the model (same model, same tokens; near-ties "
+    "can order differently in the last bits)."
+)
+# Where the figures shown came from (set_tokens' source).
+SOURCE_DECODE_LOOP = "decode loop"
+SOURCE_SCORED = "scored after the turn"
+SOURCE_TEXT = {
+    SOURCE_DECODE_LOOP: "Computed in the decode loop as each token was drawn.",
+    SOURCE_SCORED: "Scored after the turn (this reply was sent without token probabilities).",
+}
 ALTERNATIVES_TIP = (
     "What the model thought could come here, most likely first. Click one to regenerate the "
     "reply from this point with that token forced."
@@ -60,9 +78,15 @@ def token_tooltip(token: dict[str, Any], sampling: dict[str, Any] | None) -> str
         for a in token["top"]
     )
     settings = ""
+    top = token["top"]
+    if top and top[0]["id"] != token["id"]:
+        settings = (
+            f"<br>the sampler's settings chose it over the model's favourite, "
+            f"{html.escape(repr(top[0]['text']), quote=False)}"
+        )
     if sampling:
         keys = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed")
-        settings = "<br>chosen with " + ", ".join(
+        settings += "<br>chosen with " + ", ".join(
             f"{k} {sampling[k]}" for k in keys if k in sampling
         )
     return (
@@ -88,6 +112,10 @@ class TokenView(QWidget):
         self.switch.setToolTip(SWITCH_TIP)
         self.switch.setAccessibleName("Show token probabilities")
         self.switch.toggled.connect(self.enabled_changed)
+        self.source = QLabel()
+        self.source.setAccessibleName("Token probabilities source")
+        self.source.setToolTip(SOURCE_TIP)
+        self.source.setWordWrap(True)
         self.text = QTextBrowser()
         self.text.setAccessibleName("Reply tokens")
         self.text.setToolTip(TOKENS_TIP)
@@ -106,6 +134,7 @@ class TokenView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.switch)
+        layout.addWidget(self.source)
         layout.addWidget(self.text, 1)
         layout.addWidget(self.alternatives)
         layout.addWidget(self.branch)
@@ -116,10 +145,16 @@ class TokenView(QWidget):
         self.set_status("Turn on token probabilities, then send a message.")
 
     def set_status(self, text: str) -> None:
+        self.source.setText("")
         self.text.setHtml(f"<i>{html.escape(text)}</i>")
 
-    def set_tokens(self, tokens: list[dict[str, Any]], sampling: dict[str, Any] | None) -> None:
+    def set_tokens(
+        self, tokens: list[dict[str, Any]], sampling: dict[str, Any] | None, source: str = ""
+    ) -> None:
+        """Show a reply's tokens ({id, text, logprob, top} each); source: SOURCE_DECODE_LOOP
+        or SOURCE_SCORED, said under the switch."""
         self.tokens, self.sampling, self.selected = tokens, sampling, None
+        self.source.setText(SOURCE_TEXT.get(source, source))
         self.alternatives.clear()
         self.branch.setText("")
         spans = [
