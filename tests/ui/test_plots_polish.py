@@ -30,10 +30,12 @@ def plain(text: str) -> str:
 
 def test_empty_plots_show_a_message_instead_of_axes(panel):
     panel.flush()
-    for plot in [*panel.turn_plots(), panel.tokens_plot, panel.itl_plot]:
+    for plot in panel.turn_plots():
         assert plot.empty.shown and plot.empty.item.isVisible()
         assert not plot.plotItem.getAxis("left").style["showValues"]
         assert plot.plotItem.getAxis("left").grid is False  # no grid lines of nothing
+    for strip in (panel.tokens_plot, panel.itl_plot):
+        assert strip.empty_shown  # the live strip draws its message, no axes (test_strip_plot)
     assert panel.readout.wordWrap()  # the no-turn-yet sentence wraps in a narrow panel
     panel.set_turns([(10, metrics(0))])
     panel.flush()
@@ -75,13 +77,13 @@ def test_live_strip_x_axis_ends_at_the_data_when_the_turn_ends(panel):
     panel.begin_live(None)
     panel.add_tokens(stamps)
     panel.flush()
-    streaming_top = panel.itl_plot.plotItem.getViewBox().viewRange()[0][1]
+    streaming_top = panel.itl_plot.tops()[0]
     assert streaming_top <= 1.5 * len(stamps) + 1e-9  # while it streams: little empty room
     panel.end_live(metrics(0))
     panel.flush()
-    x_top = panel.tokens_plot.plotItem.getViewBox().viewRange()[0][1]
+    x_top = panel.tokens_plot.tops()[0]
     assert x_top == pytest.approx((stamps[-1] - stamps[0]) / 1e6)
-    itl_top = panel.itl_plot.plotItem.getViewBox().viewRange()[0][1]
+    itl_top = panel.itl_plot.tops()[0]
     assert itl_top == pytest.approx(len(stamps))  # the last inter-token gap is token 11
 
 

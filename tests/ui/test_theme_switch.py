@@ -80,7 +80,7 @@ def test_plot_titles_legends_and_axes_follow_a_live_switch(app_theme, qtbot):
     for name in ("dark", "light"):
         app_theme.apply_theme(app, name)
         colors = app_theme.plot_colors()
-        for plot in [*panel.turn_plots(), panel.tokens_plot, panel.itl_plot]:
+        for plot in panel.turn_plots():
             # The legend is in the title, written in the scheme's text colour.
             assert colors.foreground in title_html(plot).lower(), (name, plot)
             axis = plot.plotItem.getAxis("left")
@@ -88,6 +88,9 @@ def test_plot_titles_legends_and_axes_follow_a_live_switch(app_theme, qtbot):
             assert plot.backgroundBrush().color().name() == colors.background
         for plot in panel.turn_plots():
             assert plot.plotItem.legend is None  # no legend box drawn over the data
+        for strip in (panel.tokens_plot, panel.itl_plot):
+            image = strip.grab().toImage()  # painted in the scheme's colours
+            assert image.pixelColor(1, 1).name() == colors.background, (name, strip.title)
 
 
 def test_system_theme_follows_the_platform_scheme_when_it_changes(app_theme, chat):

@@ -79,26 +79,16 @@ def test_live_strip_is_buffered_and_redrawn_by_the_timer_not_per_token(panel, qt
         panel.add_token(1_000_000 + (i + 1) * 8_000_000)
     assert panel.redraw_count == before  # nothing drawn until the timer runs
     qtbot.waitUntil(
-        lambda: (
-            panel.tokens_plot.curve.getData()[0] is not None
-            and len(panel.tokens_plot.curve.getData()[0]) == 300
-        ),
+        lambda: len(panel.tokens_plot.points()[0]) == 300,
         timeout=2000,
     )
     # The begin_live frame, then each live plot once (one a frame while streaming).
     qtbot.waitUntil(
-        lambda: (
-            len(
-                panel.itl_plot.curve.getData()[1]
-                if panel.itl_plot.curve.getData()[1] is not None
-                else []
-            )
-            == 299
-        ),
+        lambda: len(panel.itl_plot.points()[1]) == 299,
         timeout=2000,
     )
     assert panel.redraw_count - before <= 3
-    _xs, ys = panel.itl_plot.curve.getData()
+    _xs, ys = panel.itl_plot.points()
     assert len(ys) == 299 and all(abs(y - 8.0) < 1e-9 for y in ys)
     assert "decode" in panel.readout_text()
 

@@ -30,22 +30,18 @@ from app.metrics_columns import COLUMNS, fmt, metrics_rows
 from ui.infra import theme
 from ui.infra.frame_clock import FrameGate
 from ui.internals.inside_tabs import InsideTabs
-from ui.internals.turn_plots import KvPlot, LivePlot, RatePlot, TtftPlot, TurnPlot
+from ui.internals.strip_plot import StripPlot
+from ui.internals.turn_plots import KvPlot, RatePlot, TtftPlot, TurnPlot
 
 # The readout's numbers while decoding change with every token; rich text costs a
 # parse and a layout per change, and nobody reads a figure that changes 30 times a
 # second. Measured with a 150 tok/s stream: redrawn every frame it was about a fifth
 # of the GUI's CPU time. State changes (prefill, decode, finished) show at once.
 READOUT_INTERVAL_MS = 200
-# The live strip: each of its two plots is redrawn 10 times a second while a reply
-# streams, one plot a frame (20 Hz frames); the eye follows it as motion. A redraw repaints
-# a plot view whatever the number of new points, so the rate sets the cost, and on 2 cores
-# every millisecond the GUI takes is taken from a decode thread. Bundled model in the
-# window, 2 threads, 256 tokens, alternating (load 1.5): GUI CPU per token 1.29-1.68 ms
-# at 10 Hz a plot, 1.02-1.29 ms at 5 Hz, 0.55 ms with the panel hidden. 5 Hz was tried
-# and taken back: with it tests/ui/test_narrow_window.py failed in two fresh clones
-# (the per-turn plots' end-of-turn redraws, one a frame, landed after its resize).
-# Stale per-turn plots: one a frame.
+# The live strip is redrawn at most 20 times a second while a reply streams, and only
+# when tokens came: the eye follows it as motion. Its plots are QPainter widgets
+# (ui/internals/strip_plot.py), about 0.15 ms a redraw against 0.6 ms for the pyqtgraph
+# plots they replaced. Stale per-turn plots: one a frame.
 PLOT_FRAME_MS = 50
 # The per-turn plots draw a long conversation's newest turns only: a bar or symbol per
 # turn costs paint time (1,000 turns took 15-60 ms a plot per repaint, a stall each), and
@@ -102,8 +98,6 @@ class InternalsPanel(QWidget):
         # turn's end on a 2-core machine; spread out, no frame costs more than one plot.
         self._stale_plots: list[TurnPlot] = []
         self._dirty_live = False
-        self._live_flip = False  # which live plot the next streaming frame draws
-        self._live_drawn = [0, 0]  # points each live plot shows (tokens, ITL)
         self.redraw_count = 0
         self.last_hover_text = ""
 
@@ -122,14 +116,14 @@ class InternalsPanel(QWidget):
         self.ttft_plot = TtftPlot()
         self.rate_plot = RatePlot()
         self.kv_plot = KvPlot()
-        self.tokens_plot = LivePlot(
+        self.tokens_plot = StripPlot(
             "This turn: tokens over time",
             "ms since start",
             "tokens",
             theme.DECODE_COLOR,
             start_tops=(250.0, 10.0),
         )
-        self.itl_plot = LivePlot(
+        self.itl_plot = StripPlot(
             "This turn: inter-token latency",
             "token",
             "ms",
@@ -309,37 +303,19 @@ class InternalsPanel(QWidget):
             shown = self._turns[-PLOT_TURNS:]
             plot.set_turns([m for _mid, m in shown], first_turn=len(self._turns) - len(shown) + 1)
             plot.set_highlight(self._turn_of(self._highlight_id))
-        behind = False
         if self._dirty_live:
-            if self._live_state == "decode":
-                # One live plot a frame: a range step lays out both axes of a plot again
-                # (10-15 ms), and the two plots stepping in one frame were the longest
-                # stalls of a streaming turn.
-                self._live_flip = not self._live_flip
-                self._draw_live_plot(tokens=self._live_flip)
-                behind = self._live_drawn != [len(self._live_times_ms), len(self._live_itl_ms)]
-            else:
-                self._draw_live_plot(tokens=True)
-                self._draw_live_plot(tokens=False)
-                if self._live_state != "prefill":  # no more points coming
-                    self.tokens_plot.fit_to_data()
-                    self.itl_plot.fit_to_data()
+            times, itl = self._live_times_ms, self._live_itl_ms
+            self.tokens_plot.set_points(times, range(1, len(times) + 1))
+            self.itl_plot.set_points(range(2, len(itl) + 2), itl)
+            if self._live_state not in ("prefill", "decode"):  # no more points coming
+                self.tokens_plot.fit_to_data()
+                self.itl_plot.fit_to_data()
         if self._live_state == "decode" and self._readout_state == "decode":
             self._readout_frame.request()  # the figures, a few times a second
         else:
             self._readout_frame.run_now()  # a new state shows at once
-        self._dirty_live = behind
+        self._dirty_live = False
         self.redraw_count += 1
-
-    def _draw_live_plot(self, tokens: bool) -> None:
-        if tokens:
-            times = self._live_times_ms
-            self.tokens_plot.set_points(times, range(1, len(times) + 1))
-            self._live_drawn[0] = len(times)
-        else:
-            itl = self._live_itl_ms
-            self.itl_plot.set_points(range(2, len(itl) + 2), itl)
-            self._live_drawn[1] = len(itl)
 
     def flush(self) -> None:
         """Redraw everything now (tests and screenshots)."""
@@ -479,6 +455,6 @@ class InternalsPanel(QWidget):
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
         if event.type() == event.Type.PaletteChange:
-            plots: list[TurnPlot | LivePlot] = [*self.turn_plots(), self.tokens_plot, self.itl_plot]
-            for plot in plots:
+            plots: list[TurnPlot | StripPlot] = [*self.turn_plots(), self.tokens_plot]
+            for plot in [*plots, self.itl_plot]:
                 plot.apply_palette()

@@ -1,0 +1,83 @@
+"""StripPlot: the live strip's QPainter plots (ui/internals/strip_plot.py)."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtGui import QColor
+
+from ui.infra import theme
+from ui.internals.strip_plot import StripPlot, nice_step, tick_label, ticks
+
+
+@pytest.fixture
+def strip(qtbot):
+    plot = StripPlot("This turn: tokens", "ms", "tokens", theme.DECODE_COLOR, (250.0, 10.0))
+    qtbot.addWidget(plot)
+    plot.resize(300, 180)
+    plot.show()
+    qtbot.waitExposed(plot)
+    return plot
+
+
+@pytest.mark.parametrize(
+    ("span", "step"), [(10, 2), (250, 50), (3700, 1000), (0.9, 0.2), (60, 20), (1, 0.2), (45, 10)]
+)
+def test_ticks_fall_on_one_two_five_steps(span, step):
+    assert nice_step(span) == pytest.approx(step)
+    values = ticks(span)
+    assert values[0] == 0 and values[-1] <= span + 1e-9 and 3 <= len(values) <= 6
+
+
+def test_tick_labels_show_the_decimals_the_step_needs():
+    assert tick_label(200.0, 50.0) == "200"
+    assert tick_label(0.4, 0.2) == "0.4"
+
+
+def colours_in(image, rect) -> set[str]:
+    return {
+        image.pixelColor(x, y).name()
+        for x in range(int(rect.left()), int(rect.right()))
+        for y in range(int(rect.top()), int(rect.bottom()))
+    }
+
+
+def test_empty_until_the_first_point_then_the_line_is_drawn(strip):
+    assert strip.empty_shown
+    line = QColor(theme.DECODE_COLOR).name()
+    assert line not in colours_in(strip.grab().toImage(), strip.plot_rect())
+    strip.set_points([0.0, 100.0, 200.0], [1, 2, 3])
+    assert not strip.empty_shown
+    assert line in colours_in(strip.grab().toImage(), strip.plot_rect())
+    strip.set_points([], [])  # the next turn starts: no message again, the axes stay
+    assert not strip.empty_shown
+
+
+def test_tops_grow_in_steps_and_the_frame_is_painted_only_when_they_change(strip, qtbot):
+    strip.set_points([0.0], [1.0])
+    strip.repaint()
+    painted = strip.frame_paints
+    xs: list[float] = []
+    for i in range(20):  # inside the starting range (250 ms, 10 tokens): same frame
+        xs.append(i * 10.0)
+        strip.set_points(xs, [min(9, i)] * len(xs))
+        strip.repaint()
+    assert strip.tops() == (250.0, 10.0)
+    assert strip.frame_paints == painted
+    strip.set_points([*xs, 400.0], [*([1.0] * len(xs)), 30.0])  # past both tops
+    assert strip.tops() == (600.0, 45.0)  # 1.5 times the data
+    strip.repaint()
+    assert strip.frame_paints == painted + 1
+
+
+def test_fit_to_data_ends_the_axes_at_the_last_point(strip):
+    strip.set_points([0.0, 90.0, 180.0], [1.0, 2.0, 3.0])
+    strip.fit_to_data()
+    assert strip.tops() == pytest.approx((180.0, 3.3))
+
+
+def test_a_new_series_replaces_the_line_instead_of_extending_it(strip):
+    strip.set_points([0.0, 1.0, 2.0], [5.0, 6.0, 7.0])
+    strip.set_points([0.0, 1.0, 2.0, 3.0], [5.0, 6.0, 7.0, 8.0])  # grown: appended
+    assert len(strip._line) == 4
+    strip.set_points([0.0, 1.0], [9.0, 9.0])  # another turn
+    assert len(strip._line) == 2 and strip.points() == ([0.0, 1.0], [9.0, 9.0])
