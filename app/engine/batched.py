@@ -19,19 +19,16 @@ whole prompt.
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
 import time
-import traceback
-from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from app.engine import events as ev
 from app.engine import thread_tuning
+from app.engine.base import EngineEvents, Untuned, engine_state
 from app.engine.pending_turn import MessagesSource, PendingTurn, exit_signal_name
-from app.engine.request_ids import RequestIds
 from app.engine.worker_process import (
     CLOSE_GRACE_S,
     _main_module_hidden,
@@ -46,18 +43,16 @@ from app.settings import RuntimeSettings, SamplingSettings
 MAX_PARALLEL = 32
 
 
-class BatchedEngine:
+class BatchedEngine(EngineEvents, Untuned):
     """Streams events to on_event (or the next_event() queue), like LocalEngine."""
 
     def __init__(self, n_parallel: int, on_event: ev.EventSink | None = None) -> None:
         if not 1 <= n_parallel <= MAX_PARALLEL:
             raise GlassboxError(f"parallel sequences must be 1..{MAX_PARALLEL}, got {n_parallel}")
+        super().__init__(on_event)
         self.n_parallel = n_parallel
-        self._events: queue.Queue[ev.EngineEvent] = queue.Queue()
-        self._sink: ev.EventSink = on_event or self._events.put
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._ids = RequestIds()
         self._load_ids = itertools.count(1)
         self._ctx = spawn_context()
         self._cancel_load = self._ctx.Event()
@@ -80,28 +75,20 @@ class BatchedEngine:
     @property
     def state(self) -> str:
         with self._lock:
-            if self._closed:
-                return "closed"
-            if self._loading is not None:
-                return "loading"
-            if self._crashed:
-                return "crashed"
-            if self._requests:
-                return "generating"
-            return "ready" if self.model_info is not None else "idle"
+            return engine_state(
+                closed=self._closed,
+                loading=self._loading is not None,
+                crashed=self._crashed,
+                busy=bool(self._requests or self._held),
+                loaded=self.model_info is not None,
+            )
 
     @property
-    def tuning(self) -> bool:
-        return False
-
-    def tune(
-        self,
-        counts: Sequence[int] | None = None,
-        *,
-        rounds: int | None = None,
-        decode_tokens: int | None = None,
-    ) -> bool:
-        return False  # LocalEngine measures threads; this engine uses what it stored
+    def worker_pid(self) -> int | None:
+        """The batched worker's process id while it runs (for CPU traces)."""
+        with self._lock:
+            proc = self._proc
+        return proc.pid if proc is not None and proc.is_alive() else None
 
     def load(self, model_path: str | Path, settings: RuntimeSettings | None = None) -> int:
         """Start a fresh worker with this model; ModelLoaded or an EngineError follows."""
@@ -139,9 +126,6 @@ class BatchedEngine:
         )
         return load_id
 
-    def new_request_id(self) -> int:
-        return self._ids.new()
-
     def submit(
         self,
         messages: MessagesSource,
@@ -152,10 +136,7 @@ class BatchedEngine:
         rid = request_id if request_id is not None else self.new_request_id()
         if self._closed:
             raise EngineUnavailableError("the engine is closed")
-        if self._ids.submitted(rid):
-            self._emit(
-                ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
-            )
+        if self._cancelled_before_submit(rid):
             return rid
         with self._lock:
             reload = self._crashed and self._loading is None and self._last_load
@@ -180,8 +161,7 @@ class BatchedEngine:
                     self._requests[rid] = request
         if unusable:
             message = "the batched engine has no model: load one first"
-            for event in ev.failed_turn(rid, message):
-                self._emit(event)
+            self._emit_all(ev.failed_turn(rid, message))
             return rid
         self._emit(ev.RequestQueued(request_id=rid, position=ahead))
         if not held:
@@ -196,8 +176,7 @@ class BatchedEngine:
         except Exception as exc:  # the messages callable failed
             with self._lock:
                 self._requests.pop(request.request_id, None)
-            for event in ev.failed_turn(request.request_id, f"could not build the prompt: {exc}"):
-                self._emit(event)
+            self._emit_all(ev.failed_turn(request.request_id, f"could not build the prompt: {exc}"))
             self._release_held()
             return
         payload = {
@@ -257,20 +236,8 @@ class BatchedEngine:
         self._stop_worker()
         self.log_path.unlink(missing_ok=True)
 
-    def set_listener(self, on_event: ev.EventSink) -> None:
-        self._sink = on_event
-
-    def next_event(self, timeout: float | None = None) -> ev.EngineEvent:
-        return self._events.get(timeout=timeout)
-
     def log_tail(self, lines: int = 20) -> list[str]:
         return read_log_tail(self.log_path)[-lines:]
-
-    def __enter__(self) -> BatchedEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- the worker ------------------------------------------------------------------
 
@@ -409,14 +376,7 @@ class BatchedEngine:
                 ev.TurnFinished(request_id=request.request_id, metrics=request.crashed_metrics())
             )
         for request in held:  # never started: nothing of theirs to keep
-            for event in ev.failed_turn(request.request_id, message):
-                self._emit(event)
-
-    def _emit(self, event: ev.EngineEvent) -> None:
-        try:
-            self._sink(event)
-        except Exception:
-            traceback.print_exc()
+            self._emit_all(ev.failed_turn(request.request_id, message))
 
 
 def _conversation_key(messages: MessagesSource) -> object | None:

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import collections
 import itertools
-import queue
 import threading
 import time
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.endpoints import Endpoint
 from app.engine import events as ev
+from app.engine.base import EngineEvents, Untuned, engine_state
 from app.engine.pending_turn import Messages, MessagesSource, PendingTurn
 from app.engine.remote_client import (
     CONNECT_TIMEOUT_S,
@@ -36,7 +35,6 @@ from app.engine.remote_client import (
 )
 from app.engine.remote_faults import RemoteError
 from app.engine.remote_figures import ClientTimes, ServerFigures, build_metrics, stop_reason
-from app.engine.request_ids import RequestIds
 from app.errors import EngineUnavailableError, GlassboxError
 from app.metrics import TurnMetrics, ns_to_ms
 from app.settings import RuntimeSettings, SamplingSettings
@@ -74,7 +72,7 @@ def request_body(model: str, messages: Messages, sampling: SamplingSettings) -> 
     return body
 
 
-class RemoteEngine:
+class RemoteEngine(EngineEvents, Untuned):
     """Streams turns from a server; see the module docstring.
 
     Without on_event, events go to an internal queue read with next_event().
@@ -91,13 +89,11 @@ class RemoteEngine:
     ) -> None:
         if max_in_flight < 1:
             raise GlassboxError(f"requests in flight must be at least 1, got {max_in_flight}")
+        super().__init__(on_event)
         self.endpoint = endpoint.validate()
         self.max_in_flight = max_in_flight
         self._timeouts = (connect_timeout_s, token_timeout_s)
-        self._events: queue.Queue[ev.EngineEvent] = queue.Queue()
-        self._sink: ev.EventSink = on_event or self._events.put
         self._lock = threading.Lock()
-        self._ids = RequestIds()
         self._load_ids = itertools.count(1)
         self._client: RemoteClient | None = None
         self._old_clients: list[RemoteClient] = []  # replaced by a later load; closed at close()
@@ -115,26 +111,13 @@ class RemoteEngine:
     @property
     def state(self) -> str:
         with self._lock:
-            if self._closed:
-                return "closed"
-            if self._loads_in_flight:
-                return "loading"
-            if self._flights:
-                return "generating"
-            return "ready" if self.model_info is not None else "idle"
-
-    @property
-    def tuning(self) -> bool:
-        return False
-
-    def tune(
-        self,
-        counts: Sequence[int] | None = None,
-        *,
-        rounds: int | None = None,
-        decode_tokens: int | None = None,
-    ) -> bool:
-        return False  # the server's threads are not ours to measure
+            return engine_state(
+                closed=self._closed,
+                loading=self._loads_in_flight > 0,
+                crashed=False,  # no process of ours to die; faults end their turns
+                busy=bool(self._flights),
+                loaded=self.model_info is not None,
+            )
 
     def load(self, model_path: str | Path = "", settings: RuntimeSettings | None = None) -> int:
         """Connect: list the server's models and pick one (model_path is the model's
@@ -160,9 +143,6 @@ class RemoteEngine:
         self._start_thread(self._connect, (load_id, model), "glassbox-remote-connect")
         return load_id
 
-    def new_request_id(self) -> int:
-        return self._ids.new()
-
     def submit(
         self,
         messages: MessagesSource,
@@ -173,10 +153,7 @@ class RemoteEngine:
         rid = request_id if request_id is not None else self.new_request_id()
         with self._lock:
             self._check_open()
-        if self._ids.submitted(rid):  # Stop came between new_request_id() and now
-            self._emit(
-                ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
-            )
+        if self._cancelled_before_submit(rid):  # Stop came between new_request_id() and now
             return rid
         with self._lock:
             request = PendingTurn(rid, messages, sampling, time.monotonic_ns())
@@ -241,20 +218,8 @@ class RemoteEngine:
         for client in clients:
             client.close()
 
-    def set_listener(self, on_event: ev.EventSink) -> None:
-        self._sink = on_event
-
-    def next_event(self, timeout: float | None = None) -> ev.EngineEvent:
-        return self._events.get(timeout=timeout)
-
     def log_tail(self, lines: int = 20) -> list[str]:
         return []  # no process of ours to keep a log: faults are in the events
-
-    def __enter__(self) -> RemoteEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- connecting ------------------------------------------------------------------
 
@@ -414,27 +379,3 @@ class RemoteEngine:
             self._emit(ev.EngineError(request_id=rid, message=error))
         self._emit(ev.TurnFinished(request_id=rid, text="".join(parts), metrics=metrics))
         self._dispatch()
-
-    # -- events ------------------------------------------------------------------------
-
-    def _emit(self, event: ev.EngineEvent) -> None:
-        """Pass an event on; a listener's exception is reported, never fatal here."""
-        try:
-            self._sink(event)
-        except Exception as exc:
-            traceback.print_exc()
-            if isinstance(event, ev.EngineError):
-                return
-            try:
-                self._sink(
-                    ev.EngineError(
-                        request_id=event.request_id,
-                        message=f"internal error handling {type(event).__name__}: {exc}",
-                    )
-                )
-            except Exception:
-                traceback.print_exc()
-
-    def _emit_all(self, events: tuple[ev.EngineEvent, ...]) -> None:
-        for event in events:
-            self._emit(event)

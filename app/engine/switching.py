@@ -21,7 +21,6 @@ ids of the conversations' turns never repeat across engines.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import traceback
@@ -31,20 +30,18 @@ from typing import Any
 
 from app.endpoints import Endpoint
 from app.engine import events as ev
-from app.engine.base import Engine
+from app.engine.base import Engine, EngineEvents
 from app.engine.engine_choice import ENDPOINT_PREFIX, Target, kind_of, make_engine, target_for
 from app.engine.local import LocalEngine
 from app.engine.pending_turn import MessagesSource
-from app.engine.request_ids import RequestIds
 from app.errors import EngineUnavailableError
-from app.metrics import TurnMetrics
 from app.settings import RuntimeSettings, SamplingSettings
 
 RETIRE_LIMIT_S = 600.0  # the longest an old engine may take to finish its turns
 RETIRE_POLL_S = 0.05
 
 
-class EngineSwitch:
+class EngineSwitch(EngineEvents):
     """An Engine that delegates to the engine serving now; see the module docstring.
 
     Attributes it does not define (worker_pid, log_path, endpoint, n_parallel,
@@ -52,8 +49,8 @@ class EngineSwitch:
     """
 
     def __init__(self, engine: Engine | None = None, on_event: ev.EventSink | None = None) -> None:
+        super().__init__(on_event)
         self._lock = threading.Lock()
-        self._ids = RequestIds()
         self._current: Engine = engine if engine is not None else LocalEngine()
         self._candidate: Engine | None = None
         self._retiring: list[Engine] = []
@@ -61,8 +58,6 @@ class EngineSwitch:
         self._late_cancels: set[int] = set()  # of those, cancelled meanwhile
         self._closed = False
         self._tuning_context = self._current.tuning_context
-        self._events: queue.Queue[ev.EngineEvent] = queue.Queue()
-        self._sink: ev.EventSink = on_event or self._events.put
         self._current.set_listener(self._sink)
 
     # -- what serves ----------------------------------------------------------------
@@ -165,9 +160,6 @@ class EngineSwitch:
                 self._close_later(engine)
             raise
 
-    def new_request_id(self) -> int:
-        return self._ids.new()
-
     # submit() takes top_logprobs, passed on to a serving engine that computes them
     # (LocalEngine); others serve the turn without them.
     takes_top_logprobs = True
@@ -185,10 +177,7 @@ class EngineSwitch:
             current = self._current
             self._submitting.add(rid)
         try:
-            if self._ids.submitted(rid):  # Stop came between new_request_id() and now
-                self._emit(
-                    ev.TurnFinished(request_id=rid, metrics=TurnMetrics(stop_reason="cancelled"))
-                )
+            if self._cancelled_before_submit(rid):  # Stop came between new_request_id() and now
                 return rid
             if top_logprobs and getattr(type(current), "takes_top_logprobs", False):
                 current.submit(  # type: ignore[call-arg]
@@ -243,16 +232,6 @@ class EngineSwitch:
 
     def log_tail(self, lines: int = 20) -> list[str]:
         return self.serving.log_tail(lines)
-
-    def next_event(self, timeout: float | None = None) -> ev.EngineEvent:
-        """Next event, when no listener was given."""
-        return self._events.get(timeout=timeout)
-
-    def __enter__(self) -> EngineSwitch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- switching ------------------------------------------------------------------
 
@@ -342,9 +321,3 @@ class EngineSwitch:
                 traceback.print_exc()
 
         threading.Thread(target=close, daemon=True, name="glassbox-engine-close").start()
-
-    def _emit(self, event: ev.EngineEvent) -> None:
-        try:
-            self._sink(event)
-        except Exception:
-            traceback.print_exc()

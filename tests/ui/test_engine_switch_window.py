@@ -71,7 +71,7 @@ def test_parallel_sequences_from_the_settings_batch_the_windows_turns(qtbot, win
     from app.engine.batched import BatchedEngine
 
     win = window
-    long_replies = win.settings.sampling.with_changes(max_tokens=200)
+    long_replies = win.settings.sampling.with_changes(max_tokens=64)
     with qtbot.waitSignal(win.controller.model_ready, timeout=TIMEOUT):
         win.controller.apply_settings(win.settings.runtime.with_changes(n_parallel=2), long_replies)
     assert isinstance(win.engine.serving, BatchedEngine) and win.engine.n_parallel == 2
@@ -87,7 +87,8 @@ def test_parallel_sequences_from_the_settings_batch_the_windows_turns(qtbot, win
         win.controller.new_conversation()  # the first reply streams on meanwhile
     assert win.controller.conversation_id != first
     win.controller.send("Write a long story about a cat.")
-    qtbot.waitUntil(lambda: len(stored) == 2, timeout=TIMEOUT)
+    # Generous: on a shared 2-core machine two workers' threads contend for the cores.
+    qtbot.waitUntil(lambda: len(stored) == 2, timeout=3 * TIMEOUT)
     assert order[:2] == ["started", "started"]  # both decoding before either finished
     for conversation in (first, win.controller.conversation_id):
         reply = win.store.messages(conversation)[-1]
