@@ -123,7 +123,7 @@ _V3 = "ALTER TABLE conversations ADD COLUMN sampling_overrides TEXT;"
 
 # Version 4. A reply's tokens with the probability the model gave each and its top
 # alternatives, as the decode loop computed them for a request that asked
-# (app.engine.token_logprobs): a JSON list of {id, text, logprob, top}. Its own
+# (app.engine.token_logprobs), as app.storage.reply_tokens writes them. Its own
 # table, so message rows stay small; it goes with its message.
 _V4 = """
 CREATE TABLE reply_tokens (

@@ -31,6 +31,8 @@ from typing import Any
 
 from app.metrics import FIELD_NAMES, TurnMetrics
 from app.paths import database_path
+from app.storage.reply_tokens import pack as pack_reply_tokens
+from app.storage.reply_tokens import unpack as unpack_reply_tokens
 from app.storage.schema import StorageError, migrate
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
@@ -454,16 +456,14 @@ class Store:
             else:
                 conn.execute(
                     "INSERT OR REPLACE INTO reply_tokens (message_id, tokens) VALUES (?, ?)",
-                    (message_id, json.dumps(tokens, separators=(",", ":"))),
+                    (message_id, pack_reply_tokens(tokens)),
                 )
 
     def reply_tokens(self, message_id: int) -> list[dict[str, Any]] | None:
-        """The reply's stored tokens (set_reply_tokens), or None when it has none."""
+        """The reply's stored tokens (set_reply_tokens; log-probabilities rounded to 5
+        decimals), or None when it has none."""
         rows = self._query("SELECT tokens FROM reply_tokens WHERE message_id = ?", (message_id,))
-        if not rows:
-            return None
-        value = json.loads(rows[0][0])
-        return value if isinstance(value, list) else None
+        return unpack_reply_tokens(rows[0][0]) if rows else None
 
     def delete_message(self, message_id: int) -> None:
         with self._locked():
