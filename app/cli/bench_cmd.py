@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             loaded.close()
     turn_dicts: list[dict[str, Any]] = [m.to_dict() for m in turns]
     if args.top_logprobs > 0:
-        _add_token_probabilities(sampling.temperature, token_lists, turn_dicts)
+        _add_token_probabilities(sampling, token_lists, turn_dicts)
     if args.json:
         report: dict[str, Any] = {
             "model": {
@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
             "turns": turn_dicts,
             "diagnosis": diagnoses,  # one per turn, in order
         }
+        if args.top_logprobs > 0:
+            report["token_probabilities"] = {"top": args.top_logprobs, "distribution": RAW}
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     return 1 if any(m.stop_reason == "error" for m in turns) else 0
@@ -123,8 +125,15 @@ def _ask_for_token_probabilities(loaded: Any, k: int) -> None:
     loaded.session.top_logprobs = k
 
 
+# What the "logprob" figures are, said in the JSON next to them.
+RAW = (
+    "raw: log-softmax of the model's logits over the whole vocabulary, read in the decode "
+    "loop before the sampler (repeat penalty, top-k, top-p, min-p, temperature) reshapes them"
+)
+
+
 def _add_token_probabilities(
-    temperature: float,
+    sampling: Any,
     token_lists: list[list[dict[str, Any]] | None],
     turn_dicts: list[dict[str, Any]],
 ) -> None:
@@ -143,8 +152,13 @@ def _add_token_probabilities(
         n_tokens += len(tokens)
         n_first += sum(1 for t in tokens if t["top"] and t["top"][0]["id"] == t["id"])
     line = f"token probabilities: {n_tokens} tokens, computed in the decode loop"
-    if temperature == 0:
+    if sampling.temperature == 0:
         line += f"; the chosen token was the most probable at {n_first} of {n_tokens}"
+        if n_first < n_tokens and sampling.repeat_penalty != 1:
+            line += (
+                f" (the repeat penalty {sampling.repeat_penalty} chose the others; the "
+                "probabilities are the model's own, before it)"
+            )
     print(line, file=sys.stderr)
 
 

@@ -66,7 +66,10 @@ def test_bench_top_logprobs_adds_tokens_from_the_decode_loop_to_each_turn(tmp_pa
         [sys.executable, "-m", "app.cli.main", *args], capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr
-    turns = json.loads(out.read_text())["turns"]
+    report = json.loads(out.read_text())
+    assert report["token_probabilities"]["top"] == 3
+    assert report["token_probabilities"]["distribution"].startswith("raw")
+    turns = report["turns"]
     assert len(turns) == 2
     n_tokens = 0
     for turn in turns:
