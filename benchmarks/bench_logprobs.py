@@ -11,6 +11,9 @@ and again, alternating, with the order rotating each round:
 Same prompt, seed and sampling, so each path draws the same tokens; the hook
 only reads the logits. Reported: decode tok/s medians, the per-round ratio
 on / off, and the extra time per token ((1/on - 1/off), in microseconds).
+Then the hook alone, timed in this process on the model's real logits (many
+calls, no decode around them), against one decode step: the cost without the
+noise of whole turns on a shared machine.
 
     .venv/bin/python benchmarks/bench_logprobs.py [--rounds 3] [--max-tokens 128]
     .venv/bin/python benchmarks/report.py --only logprobs
@@ -99,6 +102,44 @@ class EngineRounds:
         self.engine.close()
 
 
+def hook_alone(config: BenchConfig, calls: int = 300) -> dict[str, float]:
+    """Microseconds per token of the logits hook (and entry()), k=1 and k=10, on real
+    logits, and of one llama_decode step, in this process."""
+    import time
+
+    from app.engine.token_logprobs import TokenLogprobs
+    from app.engine.worker import Loaded
+    from app.settings import RuntimeSettings
+
+    settings = RuntimeSettings(n_ctx=config.n_ctx, n_threads=config.threads)
+    model = Loaded(config.model, settings, use_extra_bufts=False)
+    try:
+        native, lc = model.native, model.llama_cpp
+        prompt = model.tokenize_prompt(PROMPT.encode("utf-8"), True)
+        n_past = native.start_turn(prompt, 0)
+        figures: dict[str, float] = {}
+        for k in (1, 10):
+            hook = TokenLogprobs(k, native.token_text)
+            logits = lc.llama_get_logits_ith(native.ctx, -1)
+            rounds = []
+            for _ in range(5):
+                started = time.perf_counter_ns()
+                for _ in range(calls):
+                    hook(logits, model.n_vocab)
+                    hook.entry(prompt[-1])
+                rounds.append((time.perf_counter_ns() - started) / calls / 1e3)
+            figures[f"hook k={k} us"] = median(rounds) or 0.0
+        steps = []
+        for i in range(32):
+            started = time.perf_counter_ns()
+            native.eval_token(prompt[-1], n_past + i)
+            steps.append((time.perf_counter_ns() - started) / 1e3)
+        figures["decode step us"] = median(steps) or 0.0
+        return figures
+    finally:
+        model.llm.close()
+
+
 def _extra_us(on: float | None, off: float | None) -> float | None:
     if not on or not off:
         return None
@@ -160,6 +201,23 @@ def run(config: BenchConfig) -> Section:
     section.notes.append(
         f"Same tokens drawn on every 'on' round: {same} (the hook reads the logits only). "
         "Off installs no hook: the loop is the one without the feature."
+    )
+    alone = hook_alone(config)
+    step = alone["decode step us"]
+    for k in (1, 10):
+        cost = alone[f"hook k={k} us"]
+        section.rows.append(
+            {
+                "path": f"hook alone, k={k}",
+                "top_logprobs": k,
+                "us per token": cost,
+                "share of a decode step": cost / step if step else None,
+            }
+        )
+    section.notes.append(
+        "Hook alone (this process, the model's real logits): "
+        f"k=1 {alone['hook k=1 us']:.0f} us, k=10 {alone['hook k=10 us']:.0f} us per token; "
+        f"one decode step {step:.0f} us (load {load_average():.2f})."
     )
     section.notes.append(
         f"Load average (1 min): {load:.2f} when the section started; after each round "
