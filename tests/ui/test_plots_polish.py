@@ -36,7 +36,7 @@ def test_empty_plots_show_a_message_instead_of_axes(panel):
         assert plot.plotItem.getAxis("left").grid is False  # no grid lines of nothing
     for strip in (panel.tokens_plot, panel.itl_plot):
         assert strip.empty_shown  # the live strip draws its message, no axes (test_strip_plot)
-    assert panel.readout.wordWrap()  # the no-turn-yet sentence wraps in a narrow panel
+    assert "No turn yet" in panel.readout_text()  # the sentence, wrapped (test_readout_view)
     panel.set_turns([(10, metrics(0))])
     panel.flush()
     for plot in panel.turn_plots():
@@ -78,7 +78,7 @@ def test_live_strip_x_axis_ends_at_the_data_when_the_turn_ends(panel):
     panel.add_tokens(stamps)
     panel.flush()
     streaming_top = panel.itl_plot.tops()[0]
-    assert streaming_top <= 1.5 * len(stamps) + 1e-9  # while it streams: little empty room
+    assert streaming_top <= 2 * len(stamps) + 1e-9  # while it streams: at least half filled
     panel.end_live(metrics(0))
     panel.flush()
     x_top = panel.tokens_plot.tops()[0]

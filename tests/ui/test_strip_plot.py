@@ -64,7 +64,7 @@ def test_tops_grow_in_steps_and_the_frame_is_painted_only_when_they_change(strip
     assert strip.tops() == (250.0, 10.0)
     assert strip.frame_paints == painted
     strip.set_points([*xs, 400.0], [*([1.0] * len(xs)), 30.0])  # past both tops
-    assert strip.tops() == (600.0, 45.0)  # 1.5 times the data
+    assert strip.tops() == (800.0, 60.0)  # twice the data
     strip.repaint()
     assert strip.frame_paints == painted + 1
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, Signal
 from PySide6.QtGui import QCursor, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QGridLayout,
-    QLabel,
-    QSizePolicy,
     QToolTip,
     QVBoxLayout,
     QWidget,
@@ -30,6 +28,7 @@ from app.metrics_columns import COLUMNS, fmt, metrics_rows
 from ui.infra import theme
 from ui.infra.frame_clock import FrameGate
 from ui.internals.inside_tabs import InsideTabs
+from ui.internals.readout_view import ReadoutView
 from ui.internals.strip_plot import StripPlot
 from ui.internals.turn_plots import KvPlot, RatePlot, TtftPlot, TurnPlot
 
@@ -101,17 +100,12 @@ class InternalsPanel(QWidget):
         self.redraw_count = 0
         self.last_hover_text = ""
 
-        self.readout = QLabel()
+        self.readout = ReadoutView()
         self.readout.setAccessibleName("Current turn readout")
         self.readout.setToolTip("The numbers of the turn in progress, or of the last finished turn")
         # A fixed height: a readout that grew or shrank with its text would relayout and
         # repaint every plot below it on each tick.
         self.readout.setFixedHeight(READOUT_HEIGHTS[2])
-        # Its text must not set the panel's minimum width: the panel picks one or two
-        # columns for the width it gets (_fit_to_width).
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.readout.setWordWrap(True)  # the no-turn-yet sentence wraps instead of clipping
-        self.readout.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
         self.ttft_plot = TtftPlot()
         self.rate_plot = RatePlot()
@@ -349,9 +343,9 @@ class InternalsPanel(QWidget):
         started = self._live_started
         n = len(self._live_times_ms)
         if m is None and started is None:
-            self.readout.setText(
-                "<i>No turn yet. Send a message to see queue time, TTFT, prefill and decode "
-                "rates, and KV cache fill.</i>"
+            self.readout.set_message(
+                "No turn yet. Send a message to see queue time, TTFT, prefill and decode "
+                "rates, and KV cache fill."
             )
             return
         if m is None:  # in progress: what we know so far
@@ -407,20 +401,7 @@ class InternalsPanel(QWidget):
                 ("stop", fmt("stop_reason", m.stop_reason)),
                 ("total", fmt("total_ms", m.total_ms)),
             ]
-        rows = []
-        columns = self._columns
-        for i in range(0, len(cells), columns):
-            pair = cells[i : i + columns]
-            # The space after the label keeps "decode 38.3 tok/s" apart when the text is
-            # read without its table (screen readers, copy, tests).
-            rows.append(
-                "<tr>"
-                + "".join(
-                    f"<td>{k} </td><td><b>{html.escape(v)}</b>&nbsp;&nbsp;</td>" for k, v in pair
-                )
-                + "</tr>"
-            )
-        self.readout.setText(f"<table cellspacing='2'>{''.join(rows)}</table>")
+        self.readout.set_cells(cells, self._columns)
 
     def readout_text(self) -> str:
         return self.readout.text()
