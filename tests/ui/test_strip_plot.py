@@ -78,6 +78,6 @@ def test_fit_to_data_ends_the_axes_at_the_last_point(strip):
 def test_a_new_series_replaces_the_line_instead_of_extending_it(strip):
     strip.set_points([0.0, 1.0, 2.0], [5.0, 6.0, 7.0])
     strip.set_points([0.0, 1.0, 2.0, 3.0], [5.0, 6.0, 7.0, 8.0])  # grown: appended
-    assert len(strip._line) == 4
+    assert strip._line.size() == 4
     strip.set_points([0.0, 1.0], [9.0, 9.0])  # another turn
-    assert len(strip._line) == 2 and strip.points() == ([0.0, 1.0], [9.0, 9.0])
+    assert strip._line.size() == 2 and strip.points() == ([0.0, 1.0], [9.0, 9.0])

@@ -275,7 +275,7 @@ class StripPlot(QWidget):
         if self._canvas is None or self._drawn == 0:
             self.update()
             return
-        if self._drawn >= len(self._line):
+        if self._drawn >= self._line.size():
             return
         tail = QPolygonF(self._line.mid(self._drawn - 1))
         rect = self._transform().map(tail).boundingRect().toAlignedRect()
@@ -303,9 +303,9 @@ class StripPlot(QWidget):
         if self._canvas is None:
             self._canvas = QPixmap(self._frame)  # a copy: the line goes on it, not the frame
             self._drawn = 0
-        if self._drawn < len(self._line):
+        if self._drawn < self._line.size():
             self._draw_line(self._canvas, self._drawn)
-            self._drawn = len(self._line)
+            self._drawn = self._line.size()
         p = QPainter(self)
         rect = event.rect()
         ratio = self.devicePixelRatioF()
