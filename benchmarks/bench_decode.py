@@ -379,9 +379,6 @@ def run(config: BenchConfig) -> Section:
         f"{', '.join(f'{x:.2f}' for x in loads)}."
     )
 
-    def med(key: str, field: str) -> float | None:
-        return median([r[field] for r in results[key]])
-
     def per_round(a: str, b: str) -> float | None:
         return median(
             [
@@ -390,21 +387,23 @@ def run(config: BenchConfig) -> Section:
             ]
         )
 
-    engine, native = med("engine", "decode_tok_s"), med("native", "decode_tok_s")
+    # The targets use per-round ratios: each round runs every path back to back, so a
+    # neighbour's burst moves both sides of a ratio alike; ratios of the medians compare
+    # paths measured in different rounds (the engine's own median ranged 95-119 tok/s
+    # over one quiet run).
     ratios = [
-        Ratio("engine decode / native loop", safe_ratio(engine, native), ">=", 0.98),
+        Ratio("engine decode / native loop", per_round("engine", "native"), ">=", 0.98),
         Ratio(
             "engine decode / create_chat_completion(stream=True)",
-            safe_ratio(engine, med("chat_completion", "decode_tok_s")),
+            per_round("engine", "chat_completion"),
             ">=",
             1.1,
+            why=(
+                "not reachable: llama-cpp-python 0.3.36 already samples with llama.cpp's "
+                "sampler chain on this path, so the native ceiling is itself about 1.0 of it"
+            ),
         ),
-        Ratio(
-            "window decode / engine decode",
-            safe_ratio(med("window", "decode_tok_s"), engine),
-            ">=",
-            0.95,
-        ),
+        Ratio("window decode / engine decode", per_round("window", "engine"), ">=", 0.95),
     ]
     # Per round, then the median: a neighbour's burst in one round moves both less.
     ttft_gap = median(
@@ -419,14 +418,14 @@ def run(config: BenchConfig) -> Section:
     )
     busiest = max(loads, default=load)
     for ratio in ratios:
-        if ratio.met is False and busiest > 1.5:
+        if ratio.met is False and busiest > 1.5 and not ratio.why:
             ratio.why = (
                 f"machine busy (load average up to {busiest:.1f} on 2 cores): rounds scatter, "
                 "measure again on a quiet machine"
             )
     section.ratios = ratios
     section.notes += [
-        "Per-round ratios (median): engine/native "
+        "Per-round ratios (median; the targets above use these): engine/native "
         f"{_fmt(per_round('engine', 'native'))}, engine/create_chat_completion "
         f"{_fmt(per_round('engine', 'chat_completion'))}, window/engine "
         f"{_fmt(per_round('window', 'engine'))}, engine/Llama.generate "
