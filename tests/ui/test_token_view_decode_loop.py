@@ -111,3 +111,25 @@ def test_the_view_draws_the_decode_loops_figures_then_scores_an_older_reply(
         inspector.stop()
         engine.close()
         store.close()
+
+
+def test_a_token_the_settings_chose_over_the_favourite_says_so(qtbot):
+    from ui.internals.token_view import SOURCE_DECODE_LOOP, TokenView
+
+    view = TokenView()
+    qtbot.addWidget(view)
+    favourite = {"id": 5, "text": " cat", "logprob": -0.2}
+    chosen = {"id": 6, "text": " dog", "logprob": -1.9}
+    tokens = [
+        {"id": 6, "text": " dog", "logprob": -1.9, "top": [favourite, chosen]},
+        {"id": 5, "text": " cat", "logprob": -0.2, "top": [favourite, chosen]},
+    ]
+    view.set_tokens(tokens, {"temperature": 0.0, "repeat_penalty": 1.1}, SOURCE_DECODE_LOOP)
+    assert view.source.text() == "Computed in the decode loop as each token was drawn."
+    view._on_text_highlighted(QUrl("t:0"))
+    assert "chose it over the model's favourite, ' cat'" in view.last_tooltip
+    assert "repeat_penalty 1.1" in view.last_tooltip
+    view._on_text_highlighted(QUrl("t:1"))
+    assert "favourite" not in view.last_tooltip
+    view.set_status("Token probabilities are off.")
+    assert view.source.text() == ""
