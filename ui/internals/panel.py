@@ -26,7 +26,7 @@ from app.engine.events import ModelLoaded
 from app.metrics import TurnMetrics
 from app.metrics_columns import COLUMNS, fmt, metrics_rows
 from ui.infra import theme
-from ui.infra.frame_clock import FrameGate
+from ui.infra.frame_clock import FRAME_MS, FrameGate
 from ui.internals.inside_tabs import InsideTabs
 from ui.internals.readout_view import ReadoutView
 from ui.internals.strip_plot import StripPlot
@@ -37,11 +37,13 @@ from ui.internals.turn_plots import KvPlot, RatePlot, TtftPlot, TurnPlot
 # second. Measured with a 150 tok/s stream: redrawn every frame it was about a fifth
 # of the GUI's CPU time. State changes (prefill, decode, finished) show at once.
 READOUT_INTERVAL_MS = 200
-# The live strip is redrawn at most 20 times a second while a reply streams, and only
-# when tokens came: the eye follows it as motion. Its plots are QPainter widgets
-# (ui/internals/strip_plot.py), about 0.15 ms a redraw against 0.6 ms for the pyqtgraph
-# plots they replaced. Stale per-turn plots: one a frame.
-PLOT_FRAME_MS = 50
+# The live strip is redrawn at most once a frame while a reply streams, and only when
+# tokens came: the eye follows it as motion. Its plots are QPainter widgets that draw
+# only the new segments (ui/internals/strip_plot.py), about 0.1 ms a redraw against
+# 0.6 ms for the pyqtgraph plots they replaced. The panel's frames are the chat's and
+# the bridge's (FRAME_MS, one shared ticker: ui/infra/frame_clock.py), so a streaming
+# frame is one repaint pass of the window. Stale per-turn plots: one a frame.
+PLOT_FRAME_MS = FRAME_MS
 # The per-turn plots draw a long conversation's newest turns only: a bar or symbol per
 # turn costs paint time (1,000 turns took 15-60 ms a plot per repaint, a stall each), and
 # a 300 px plot cannot show more bars than this apart. The axis says so. 100, not 200:
