@@ -175,10 +175,10 @@ def run(config: BenchConfig) -> Section:
             }
         )
 
-    def per_round(a: str) -> float | None:
+    def per_round(a: str, field: str = "decode_tok_s") -> float | None:
         return median(
             [
-                safe_ratio(x["decode_tok_s"], y["decode_tok_s"])
+                safe_ratio(x[field], y[field])
                 for x, y in zip(results[a], results["off"], strict=True)
             ]
         )
@@ -195,9 +195,11 @@ def run(config: BenchConfig) -> Section:
                 why="each token pays a pass over the vocabulary (log-softmax and top k)",
             )
         )
+        itl = per_round(name, "itl_ms_p50")
         section.notes.append(
             f"{name}: {_extra_us(on, off) or float('nan'):.0f} us more per token than off "
-            "(from the median rates)."
+            f"(from the median rates); ITL p50 on / off per round: {itl or float('nan'):.3f} "
+            "(the middle step, less swayed by a neighbour's burst than the mean rate)."
         )
     ids = [r["ids"] for runs in results.values() for r in runs]
     same = all(i == ids[0] for i in ids) if ids else None
