@@ -10,8 +10,13 @@ then samples, for each sequence whose logits came back, with that request's
 own sampler chain at its index in the batch. A request that arrives while
 others decode takes a free slot at the next step (continuous batching); with
 no slot free it waits, and its queue time is that wait. Cancel, stop strings,
-max tokens and TurnMetrics are per request; a finished request's KV cells are
-freed with llama_memory_seq_rm.
+max tokens and TurnMetrics are per request.
+
+A finished request's KV cells stay in its slot, as llama-server's prompt cache:
+a new request takes the free slot whose tokens share the longest prefix with
+its prompt, the cells after that prefix are removed (llama_memory_seq_rm) and
+only the rest of the prompt is evaluated. The next turn of a conversation
+therefore reads only its new messages, as on LocalEngine.
 
 Imported only in the child process (it loads llama.cpp); the parent is
 app.engine.batched.
@@ -22,22 +27,18 @@ from __future__ import annotations
 import codecs
 import collections
 import ctypes
-import signal
 import time
-import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 from app.engine import events as ev
-from app.engine.llama_hooks import ModelParamsHook, on_llama_log, redirect_output
 from app.engine.prompting import find_stop, fit_history, held_stop_prefix
 from app.engine.sampler import SamplerChain
 from app.engine.worker import Loaded
 from app.errors import GlassboxError
 from app.metrics import TurnMetrics, decode_figures, ns_to_ms, rate_per_s
-from app.settings import RuntimeSettings, SamplingSettings
+from app.settings import SamplingSettings
 
 PREFILL_CHUNK = 128  # prompt tokens a sequence may add to one step's batch
 PIECE_BYTES = 64
@@ -64,6 +65,8 @@ class SlotRequest:
     prefilled: int = 0  # prompt tokens evaluated so far
     pending: int | None = None  # the sampled token not yet evaluated
     n_past: int = 0
+    cached: int = 0  # prompt tokens found in the slot's cells already
+    evaluated: list[int] = field(default_factory=list)  # the slot's tokens, position order
     prefill_done_ns: int | None = None
     token_times: list[int] = field(default_factory=list)
     text: str = ""
@@ -75,7 +78,9 @@ class SlotRequest:
 class BatchRunner:
     """The decode loop over all slots; commands come in between steps."""
 
-    def __init__(self, loaded: Loaded, n_parallel: int, conn: Connection) -> None:
+    def __init__(
+        self, loaded: Loaded, n_parallel: int, conn: Connection, prompt_cache: bool = True
+    ) -> None:
         self.model, self.conn, self.n_parallel = loaded, conn, n_parallel
         lc = self.lc = loaded.llama_cpp
         self.ctx = loaded.llm.ctx
@@ -85,6 +90,8 @@ class BatchRunner:
         self.n_ctx_seq = loaded.n_ctx // n_parallel  # each slot's share of the context
         self.batch = lc.llama_batch_init(self.n_batch, 0, 1)
         self.free = collections.deque(range(n_parallel))
+        self.kept: dict[int, list[int]] = {seq: [] for seq in range(n_parallel)}  # idle slots
+        self.prompt_cache = prompt_cache
         self.active: dict[int, SlotRequest] = {}  # seq id -> its request
         self.waiting: collections.deque[dict[str, Any]] = collections.deque()
         self.cancels: set[int] = set()
@@ -147,17 +154,31 @@ class BatchRunner:
     def _admit(self) -> None:
         while self.free and self.waiting:
             payload = self.waiting.popleft()
-            seq_id = self.free.popleft()
             try:
-                seq = self._start(payload, seq_id)
+                seq = self._start(payload)
             except GlassboxError as exc:
-                self.free.append(seq_id)
                 for event in ev.failed_turn(payload["request_id"], str(exc)):
                     self.conn.send(event)
                 continue
-            self.active[seq_id] = seq
+            self.active[seq.seq_id] = seq
 
-    def _start(self, payload: dict[str, Any], seq_id: int) -> SlotRequest:
+    def _take_slot(self, prompt: list[int]) -> tuple[int, int]:
+        """(the free slot sharing the longest prefix with the prompt, that prefix's length).
+        Its cells after the prefix are removed; one prompt token is always evaluated, for
+        the logits of the first reply token."""
+        shared = {
+            s: _common_prefix(self.kept[s], prompt) if self.prompt_cache else 0 for s in self.free
+        }
+        seq_id = max(self.free, key=lambda s: shared[s])  # the first of equals: least recent
+        self.free.remove(seq_id)
+        cached = min(shared[seq_id], len(prompt) - 1)
+        if cached <= 0 or not self.lc.llama_memory_seq_rm(self.memory, seq_id, cached, -1):
+            cached = 0  # nothing shared, or cells this memory cannot cut: start empty
+            self.lc.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
+        self.kept[seq_id] = []
+        return seq_id, cached
+
+    def _start(self, payload: dict[str, Any]) -> SlotRequest:
         sampling = SamplingSettings.from_dict(payload["sampling"])
         model = self.model
 
@@ -169,10 +190,12 @@ class BatchRunner:
         kept, dropped, _ = fit_history(payload["messages"], count, self.n_ctx_seq, reserve)
         text, add_bos, stops = model.render_chat(kept)
         prompt = model.llm.tokenize(text, add_bos=add_bos, special=True)
+        if not prompt:
+            raise GlassboxError("the prompt is empty")
+        seq_id, cached = self._take_slot(prompt)
         now = time.monotonic_ns()
         seed = sampling.seed if sampling.seed is not None else now & 0xFFFFFFFF
         chain = BatchSampler(self.lc, model.n_vocab, sampling, seed)
-        self.lc.llama_memory_seq_rm(self.memory, seq_id, -1, -1)
         seq = SlotRequest(
             request_id=payload["request_id"],
             seq_id=seq_id,
@@ -183,6 +206,10 @@ class BatchRunner:
             stops=tuple(sampling.stop) + tuple(stops),
             chain=chain,
             max_tokens=max(1, min(sampling.max_tokens, self.n_ctx_seq - len(prompt))),
+            prefilled=cached,
+            n_past=cached,
+            cached=cached,
+            evaluated=prompt[:cached],
         )
         self.conn.send(
             ev.TurnStarted(
@@ -190,7 +217,7 @@ class BatchRunner:
                 t_ns=now,
                 queue_ms=ns_to_ms(now - seq.submit_ns),  # only the wait for a slot
                 prompt_tokens=len(prompt),
-                prompt_tokens_cached=0,
+                prompt_tokens_cached=cached,
                 dropped_messages=dropped,
             )
         )
@@ -216,6 +243,7 @@ class BatchRunner:
             if seq.pending is not None:
                 rows.append((n, seq))
                 add(seq.pending, seq.n_past, seq.seq_id, True)
+                seq.evaluated.append(seq.pending)
                 seq.n_past += 1
                 seq.pending = None
         for seq in self.active.values():
@@ -230,6 +258,7 @@ class BatchRunner:
                     rows.append((n, seq))
                 add(seq.prompt[seq.prefilled + i], seq.n_past, seq.seq_id, last)
                 seq.n_past += 1
+            seq.evaluated.extend(seq.prompt[seq.prefilled : seq.prefilled + take])
             seq.prefilled += take
         batch.n_tokens = n
         return rows
@@ -285,9 +314,16 @@ class BatchRunner:
 
     def _finish(self, seq: SlotRequest, reason: str, error: str | None = None) -> None:
         now = time.monotonic_ns()
-        used = sum(s.n_past for s in self.active.values())  # every slot's cells, this one's too
+        # Every slot's cells as the turn ends: the running ones' (this one's too), and
+        # those the idle slots keep for a next prompt.
+        used = sum(s.n_past for s in self.active.values()) + sum(
+            len(self.kept[s]) for s in self.free
+        )
         self.active.pop(seq.seq_id, None)
-        self.lc.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
+        if error or not self.prompt_cache:  # after a failed decode its cells are unknown
+            self.lc.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
+        else:  # kept for the next request that starts the same way
+            self.kept[seq.seq_id] = seq.evaluated
         self.free.append(seq.seq_id)
         seq.chain.close()
         model = self.model
@@ -297,9 +333,11 @@ class BatchRunner:
             ttft_ms=ns_to_ms(seq.token_times[0] - seq.submit_ns) if seq.token_times else None,
             prefill_ms=ns_to_ms(prefill_ns) if seq.prefill_done_ns else None,
             prompt_tokens=len(seq.prompt),
-            prompt_tokens_cached=0,
-            prompt_tokens_evaluated=seq.prefilled,
-            prefill_tok_s=rate_per_s(seq.prefilled, prefill_ns) if seq.prefill_done_ns else None,
+            prompt_tokens_cached=seq.cached,
+            prompt_tokens_evaluated=seq.prefilled - seq.cached,
+            prefill_tok_s=(
+                rate_per_s(seq.prefilled - seq.cached, prefill_ns) if seq.prefill_done_ns else None
+            ),
             output_tokens=len(seq.token_times),
             kv_cells_used=used,
             kv_cells_total=model.kv_cells_total,
@@ -318,64 +356,10 @@ class BatchRunner:
         self.conn.send(ev.TurnFinished(request_id=seq.request_id, text=text, metrics=metrics))
 
 
-def _context_params_hook(llama_cpp: Any, n_parallel: int) -> None:
-    """Llama() offers no n_seq_max: its context defaults are wrapped, in this process only.
-    A unified KV buffer lets the slots share n_ctx cells however their lengths fall."""
-    original = llama_cpp.llama_cpp.llama_context_default_params
-
-    def params_for_slots() -> Any:
-        params = original()
-        params.n_seq_max = n_parallel
-        params.kv_unified = True
-        return params
-
-    llama_cpp.llama_cpp.llama_context_default_params = params_for_slots
-
-
-def batch_main(conn: Connection, cancel: EventType, log_path: str) -> None:
-    """Child entry point: ("load", payload), then ("chat"|"cancel"|"close", ...)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    redirect_output(log_path)
-    from app.engine.worker import llama_cpp_module  # noqa: PLC0415 - a worker-side import
-
-    llama_cpp = llama_cpp_module()
-
-    callback = llama_cpp.llama_log_callback(on_llama_log)
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    hook = ModelParamsHook(llama_cpp, conn, cancel)
-    try:
-        command, payload = conn.recv()
-    except (EOFError, OSError):
-        return
-    if command != "load":
-        return
-    n_parallel = int(payload["n_parallel"])
-    _context_params_hook(llama_cpp, n_parallel)
-    hook.reset(bool(payload.get("use_extra_bufts", False)) and hook.supports_extra_bufts)
-    settings = RuntimeSettings.from_dict(payload["settings"])
-    try:
-        loaded = Loaded(payload["path"], settings, hook.use_extra_bufts)
-    except ValueError as exc:
-        message = f"llama.cpp could not load the model: {exc}"
-        conn.send(ev.EngineError(message=message, load_id=payload.get("load_id")))
-        return
-    event = loaded.loaded_event()
-    event.load_id = payload.get("load_id", 1)
-    event.settings = {**event.settings, "n_parallel": n_parallel}
-    conn.send(event)
-    runner = BatchRunner(loaded, n_parallel, conn)
-    try:
-        while not runner.closed:
-            if not runner.busy():
-                runner.handle(*conn.recv())  # idle: wait for work
-            while conn.poll():
-                runner.handle(*conn.recv())
-            if not runner.closed:
-                runner.step()
-    except (EOFError, OSError, BrokenPipeError):
-        return
-    except Exception:
-        traceback.print_exc()
-        raise
-    finally:
-        runner.close()
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

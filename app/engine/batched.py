@@ -46,11 +46,16 @@ MAX_PARALLEL = 32
 class BatchedEngine(EngineEvents, Untuned):
     """Streams events to on_event (or the next_event() queue), like LocalEngine."""
 
-    def __init__(self, n_parallel: int, on_event: ev.EventSink | None = None) -> None:
+    def __init__(
+        self, n_parallel: int, on_event: ev.EventSink | None = None, *, prompt_cache: bool = True
+    ) -> None:
         if not 1 <= n_parallel <= MAX_PARALLEL:
             raise GlassboxError(f"parallel sequences must be 1..{MAX_PARALLEL}, got {n_parallel}")
         super().__init__(on_event)
         self.n_parallel = n_parallel
+        # Slots keep a finished request's cells for a next prompt that starts the same
+        # way (app.engine.batch_worker); off, every prompt is evaluated whole.
+        self.prompt_cache = prompt_cache
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._load_ids = itertools.count(1)
@@ -120,6 +125,7 @@ class BatchedEngine(EngineEvents, Untuned):
                     "path": str(model_path),
                     "settings": resolved.to_dict(),
                     "n_parallel": self.n_parallel,
+                    "prompt_cache": self.prompt_cache,
                     "use_extra_bufts": settings.repack == "on",
                 },
             )
@@ -242,7 +248,7 @@ class BatchedEngine(EngineEvents, Untuned):
     # -- the worker ------------------------------------------------------------------
 
     def _start_worker(self) -> None:
-        from app.engine.batch_worker import batch_main  # noqa: PLC0415 - the child's code
+        from app.engine.batch_process import batch_main  # noqa: PLC0415 - the child's code
 
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
