@@ -12,8 +12,8 @@ waits here until the earlier turn of that conversation has finished, and its
 messages are read only then, so they hold the reply before it. If the worker
 dies, the next request starts a fresh one on the last model. Weight repacking
 here is off unless the settings say "on": a fallback after a crash is
-LocalEngine's business. No prompt cache across turns: each turn evaluates its
-whole prompt.
+LocalEngine's business. The worker keeps a finished request's cells in its slot
+for a next prompt that starts the same way (prompt_cache=False turns that off).
 """
 
 from __future__ import annotations
