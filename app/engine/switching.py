@@ -54,7 +54,7 @@ class EngineSwitch(EngineEvents):
         self._current: Engine = engine if engine is not None else LocalEngine()
         self._candidate: Engine | None = None
         self._retiring: list[Engine] = []
-        self._submitting: set[int] = set()  # ids inside submit() right now
+        self._submitting: dict[int, Engine] = {}  # ids inside submit() now, and their engine
         self._late_cancels: set[int] = set()  # of those, cancelled meanwhile
         self._closed = False
         self._tuning_context = self._current.tuning_context
@@ -175,7 +175,7 @@ class EngineSwitch(EngineEvents):
         with self._lock:
             self._check_open()
             current = self._current
-            self._submitting.add(rid)
+            self._submitting[rid] = current
         try:
             if self._cancelled_before_submit(rid):  # Stop came between new_request_id() and now
                 return rid
@@ -187,7 +187,7 @@ class EngineSwitch(EngineEvents):
                 current.submit(messages, sampling, request_id=rid)
         finally:
             with self._lock:
-                self._submitting.discard(rid)
+                self._submitting.pop(rid, None)
                 late = rid in self._late_cancels
                 self._late_cancels.discard(rid)
         if late:  # the engine had not seen the id when Stop reached it
@@ -297,11 +297,14 @@ class EngineSwitch(EngineEvents):
         with self._lock:
             self._retiring.append(engine)
 
+        def busy() -> bool:  # a turn running, or one on its way in
+            with self._lock:
+                arriving = engine in self._submitting.values()
+            return arriving or engine.state == "generating"
+
         def finish() -> None:
             deadline = time.monotonic() + RETIRE_LIMIT_S
-            while engine.state in ("generating",) and time.monotonic() < deadline:
-                if self._closed:
-                    break
+            while busy() and time.monotonic() < deadline and not self._closed:
                 time.sleep(RETIRE_POLL_S)
             try:
                 engine.close()

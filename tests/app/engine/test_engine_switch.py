@@ -4,6 +4,7 @@ BatchedEngine above it, through ChatSession and a real store, on the bundled mod
 from __future__ import annotations
 
 import queue
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -247,3 +248,30 @@ def test_a_follow_up_cancelled_while_it_waits_for_its_conversation_never_runs(
     assert finished(events, second).metrics.stop_reason == "cancelled"
     assert not any(isinstance(e, ev.TurnStarted) and e.request_id == second for e in events)
     assert [m.role for m in chat.store.messages(conversation)] == ["user", "assistant", "user"]
+
+
+def test_a_reply_streaming_during_a_swap_finishes_on_the_old_engine(
+    chat: Chat, bundled_model: Path
+) -> None:
+    chat.load(bundled_model, PLAIN)
+    old = chat.engine.serving
+    conversation = chat.store.create_conversation().id
+    long = GREEDY.with_changes(max_tokens=48)
+    rid = chat.session.send(conversation, "Write a story about a dragon.", long)
+    while not isinstance(chat.events.get(timeout=TIMEOUT_S), ev.Token):
+        pass
+    chat.engine.load(bundled_model, TWO)  # while the reply streams
+    events = chat.until_stored([rid])
+    assert finished(events, rid).metrics.stop_reason in ("eos", "length")  # not cancelled
+    while chat.engine.serving is old:
+        events.append(chat.events.get(timeout=TIMEOUT_S))  # the new engine's ModelLoaded
+    assert isinstance(chat.engine.serving, BatchedEngine)
+    stored = chat.store.messages(conversation)[-1]
+    assert stored.content == finished(events, rid).text and not stored.partial
+    rid = chat.session.send(conversation, "Go on.", GREEDY)
+    assert finished(chat.until_stored([rid]), rid).text
+    for _ in range(600):  # the old engine closes once its turn is over (on its own thread)
+        if old.state == "closed":
+            break
+        time.sleep(0.05)
+    assert old.state == "closed" and old.worker_pid is None
