@@ -56,14 +56,12 @@ def test_tops_grow_in_steps_and_the_frame_is_painted_only_when_they_change(strip
     strip.set_points([0.0], [1.0])
     strip.repaint()
     painted = strip.frame_paints
-    xs: list[float] = []
-    for i in range(20):  # inside the starting range (250 ms, 10 tokens): same frame
-        xs.append(i * 10.0)
-        strip.set_points(xs, [min(9, i)] * len(xs))
+    for i in range(1, 20):  # inside the starting range (250 ms, 10 tokens): same frame
+        strip.extend([i * 10.0], [min(9, i)])
         strip.repaint()
     assert strip.tops() == (250.0, 10.0)
     assert strip.frame_paints == painted
-    strip.set_points([*xs, 400.0], [*([1.0] * len(xs)), 30.0])  # past both tops
+    strip.extend([400.0], [30.0])  # past both tops
     assert strip.tops() == (800.0, 60.0)  # twice the data
     strip.repaint()
     assert strip.frame_paints == painted + 1
@@ -75,9 +73,31 @@ def test_fit_to_data_ends_the_axes_at_the_last_point(strip):
     assert strip.tops() == pytest.approx((180.0, 3.3))
 
 
-def test_a_new_series_replaces_the_line_instead_of_extending_it(strip):
-    strip.set_points([0.0, 1.0, 2.0], [5.0, 6.0, 7.0])
-    strip.set_points([0.0, 1.0, 2.0, 3.0], [5.0, 6.0, 7.0, 8.0])  # grown: appended
-    assert strip._line.size() == 4
-    strip.set_points([0.0, 1.0], [9.0, 9.0])  # another turn
+class RecordingStrip(StripPlot):
+    def __init__(self) -> None:
+        super().__init__("t", "x", "y", theme.DECODE_COLOR, (100.0, 10.0))
+        self.painted: list = []
+
+    def paintEvent(self, event):  # noqa: N802 - Qt override
+        self.painted.append(event.rect())
+        super().paintEvent(event)
+
+
+def test_points_added_at_the_end_repaint_only_their_rectangle(qtbot):
+    strip = RecordingStrip()
+    qtbot.addWidget(strip)
+    strip.resize(300, 180)
+    strip.show()
+    qtbot.waitExposed(strip)
+    strip.set_points([0.0, 10.0], [1.0, 2.0])
+    qtbot.waitUntil(lambda: bool(strip.painted), timeout=1000)  # drawn whole once
+    qtbot.wait(50)
+    painted = strip.painted
+    painted.clear()
+    strip.extend([20.0, 30.0], [3.0, 4.0])
+    qtbot.waitUntil(lambda: bool(painted), timeout=1000)
+    area = strip.plot_rect()
+    assert painted[0].width() < area.width() / 2  # the new segment, not the whole plot
+    assert strip.count() == 4 and strip._line.size() == 4
+    strip.set_points([0.0, 1.0], [9.0, 9.0])  # another turn: a new line
     assert strip._line.size() == 2 and strip.points() == ([0.0, 1.0], [9.0, 9.0])

@@ -11,6 +11,7 @@ what changed meanwhile is drawn when it is shown again.
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Sequence
 
 from PySide6.QtCore import QEvent, QPointF, Signal
@@ -89,6 +90,7 @@ class InternalsPanel(QWidget):
         self._highlight_id: int | None = None
         self._live_times_ms: list[float] = []
         self._live_itl_ms: list[float] = []
+        self._live_restart = False  # the live plots still show the turn before
         self._live_t0_ns: int | None = None
         self._live_last_ns: int | None = None
         self._live_started: object | None = None  # TurnStarted of the turn in progress
@@ -176,7 +178,7 @@ class InternalsPanel(QWidget):
         layout.addWidget(self.inside, 2)
 
         self._frame = FrameGate(self._on_frame, PLOT_FRAME_MS, self)
-        self._readout_frame = FrameGate(self._on_readout_frame, READOUT_INTERVAL_MS, self)
+        self._readout_ns = 0  # when the readout's figures were last drawn (monotonic ns)
         self._readout_state = ""
         self._render_readout()
 
@@ -239,6 +241,7 @@ class InternalsPanel(QWidget):
         self._live_t0_ns = getattr(started, "t_ns", None) or None
         self._live_last_ns = None
         self._live_times_ms, self._live_itl_ms = [], []
+        self._live_restart = True
         self._live_state = "prefill"
         self._final = None
         self._mark_live()
@@ -300,16 +303,26 @@ class InternalsPanel(QWidget):
             plot.set_turns([m for _mid, m in shown], first_turn=len(self._turns) - len(shown) + 1)
             plot.set_highlight(self._turn_of(self._highlight_id))
         if self._dirty_live:
+            # Only the points since the last frame: the plots draw just those.
             times, itl = self._live_times_ms, self._live_itl_ms
-            self.tokens_plot.set_points(times, range(1, len(times) + 1))
-            self.itl_plot.set_points(range(2, len(itl) + 2), itl)
+            if self._live_restart:  # a new turn began: the plots start again
+                self._live_restart = False
+                self.tokens_plot.set_points([], [])
+                self.itl_plot.set_points([], [])
+            drawn = self.tokens_plot.count()
+            self.tokens_plot.extend(times[drawn:], range(drawn + 1, len(times) + 1))
+            drawn = self.itl_plot.count()
+            self.itl_plot.extend(range(drawn + 2, len(itl) + 2), itl[drawn:])
             if self._live_state not in ("prefill", "decode"):  # no more points coming
                 self.tokens_plot.fit_to_data()
                 self.itl_plot.fit_to_data()
-        if self._live_state == "decode" and self._readout_state == "decode":
-            self._readout_frame.request()  # the figures, a few times a second
-        else:
-            self._readout_frame.run_now()  # a new state shows at once
+        # The figures a few times a second, in a frame the plots take anyway (a frame of
+        # its own would be a repaint pass of its own); a new state shows at once.
+        now = time.monotonic_ns()
+        streaming = self._live_state == "decode" and self._readout_state == "decode"
+        if not streaming or now - self._readout_ns >= READOUT_INTERVAL_MS * 1_000_000:
+            self._readout_ns = now
+            self._render_readout()
         self._dirty_live = False
         self.redraw_count += 1
 
@@ -320,7 +333,7 @@ class InternalsPanel(QWidget):
         while self._stale_plots:
             self._redraw()
         self._frame.cancel()
-        self._readout_frame.run_now()
+        self._render_readout()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
@@ -332,12 +345,6 @@ class InternalsPanel(QWidget):
         self._fit_to_width(event.size().width())
         if self._stale_plots or self._dirty_live:
             self._frame.request()
-
-    def _on_readout_frame(self) -> None:
-        if self.drawable():
-            self._render_readout()
-        else:
-            self._mark_live()  # drawn with the rest when shown again
 
     def _render_readout(self) -> None:
         self._readout_state = self._live_state if self._final is None else "final"

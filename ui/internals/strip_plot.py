@@ -90,6 +90,7 @@ class StripPlot(QWidget):
         self._x_top, self._y_top = start_tops
         self._xs: list[float] = []
         self._ys: list[float] = []
+        self._x_max = self._y_max = 0.0  # of the points so far (the axes grow to them)
         # The same points as a polygon in data coordinates, grown by appending: the paint
         # maps it with a transform instead of rebuilding it point by point.
         self._line = QPolygonF()
@@ -124,36 +125,43 @@ class StripPlot(QWidget):
         """The axes' current ends (x, y); both start at 0."""
         return self._x_top, self._y_top
 
+    def count(self) -> int:
+        return len(self._xs)
+
     def set_points(self, xs: Sequence[float], ys: Sequence[float]) -> None:
-        xs, ys = list(xs), list(ys)
-        kept = len(self._xs)
-        if not (
-            kept <= len(xs)
-            and xs[:kept][-1:] == self._xs[-1:]
-            and ys[kept - 1 : kept] == self._ys[-1:]
-        ):
-            kept = 0  # not the same series grown: start the polygon again
-            self._line = QPolygonF()
-            self._canvas = None
-        for x, y in zip(xs[kept:], ys[kept:]):
-            self._line.append(QPointF(x, y))
-        self._xs, self._ys = xs, ys
+        """Replace the series (a new turn; an empty one clears the line)."""
+        self._xs, self._ys = [], []
+        self._x_max = self._y_max = 0.0
+        self._line = QPolygonF()
+        self._canvas = None
+        self.extend(xs, ys)
         if not self._xs:
             self._set_tops(self._start_x_top, self._start_y_top)
-        else:
-            self._had_data = True
-            self._set_tops(
-                self._grown(self._x_top, max(self._xs), self._start_x_top),
-                self._grown(self._y_top, max(self._ys), self._start_y_top),
-            )
+            self.update()
+
+    def extend(self, xs: Sequence[float], ys: Sequence[float]) -> None:
+        """Add points at the end: only they are drawn (and their rectangle repainted)."""
+        if not xs:
+            return
+        self._xs.extend(xs)
+        self._ys.extend(ys)
+        line = self._line
+        for x, y in zip(xs, ys):
+            line.append(QPointF(x, y))
+        self._x_max, self._y_max = max(self._x_max, *xs), max(self._y_max, *ys)
+        self._had_data = True
+        self._set_tops(
+            self._grown(self._x_top, self._x_max, self._start_x_top),
+            self._grown(self._y_top, self._y_max, self._start_y_top),
+        )
         self._update_new_part()
 
     def fit_to_data(self) -> None:
         """The turn has ended: the x-axis ends at the last point, not at the step it grew to."""
         if not self._xs:
             return
-        x_top = max(self._xs)
-        self._set_tops(x_top if x_top > 0 else 1.0, max(max(self._ys) * 1.1, 1.0))
+        x_top = self._x_max
+        self._set_tops(x_top if x_top > 0 else 1.0, max(self._y_max * 1.1, 1.0))
         self.update()
 
     def _grown(self, top: float, value: float, start: float) -> float:
