@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import itertools
 import os
-import queue
 import threading
 import time
 import traceback
@@ -29,9 +28,9 @@ from typing import Any
 
 from app.engine import cpu_activity, thread_tuning
 from app.engine import events as ev
+from app.engine.base import EngineEvents
 from app.engine.pending_turn import MessagesSource, PendingTurn, exit_signal_name
 from app.engine.repack_guard import RepackMemory, RepackPlan, crash_reason, plan_for
-from app.engine.request_ids import RequestIds
 from app.engine.token_batch import TokenBatch
 from app.engine.worker_process import (
     WorkerProcess,
@@ -65,7 +64,7 @@ class LoadAttempt:
     note: str = ""  # why the engine started this load itself
 
 
-class LocalEngine:
+class LocalEngine(EngineEvents):
     """Runs a GGUF model in a worker process and streams events to `on_event`.
 
     on_event is called from the engine's reader thread (or from the caller's
@@ -80,11 +79,9 @@ class LocalEngine:
     def __init__(
         self, on_event: EventSink | None = None, repack_memory: RepackMemory | None = None
     ) -> None:
-        self._events: queue.Queue[ev.EngineEvent] = queue.Queue()
-        self._sink: EventSink = on_event or self._events.put
+        super().__init__(on_event)  # the listener, event queue and request ids (app.engine.base)
         self._lock = threading.RLock()
         self._spawn_lock = threading.Lock()  # never held with _lock: readers of state never wait
-        self._ids = RequestIds()
         self._load_ids = itertools.count(1)
         self._ctx = spawn_context()
         self._cancel = self._ctx.Event()
@@ -194,12 +191,6 @@ class LocalEngine:
                 self._cancel.set()  # the thread measurement stops; this load goes next
         return self._begin_load(str(model_path), settings)
 
-    def new_request_id(self) -> int:
-        """A request id, handed out now, for a submit() to come: callers that key
-        their own records on it can make them before any event can arrive. A cancel()
-        of it before its submit() is kept, and the submit then ends it at once."""
-        return self._ids.new()
-
     def submit(
         self,
         messages: MessagesSource,
@@ -305,22 +296,8 @@ class LocalEngine:
         if not (self._crashed or self._keep_log):  # a crash's log stays for the bug report
             self.log_path.unlink(missing_ok=True)
 
-    def set_listener(self, on_event: EventSink) -> None:
-        """Route events to on_event from now on (ChatSession installs itself here)."""
-        self._sink = on_event
-
-    def next_event(self, timeout: float | None = None) -> ev.EngineEvent:
-        """Next event from the internal queue (only when no on_event was given)."""
-        return self._events.get(timeout=timeout)
-
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
         return read_log_tail(self.log_path)[-lines:]
-
-    def __enter__(self) -> LocalEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- loads ----------------------------------------------------------------------
 
@@ -472,28 +449,6 @@ class LocalEngine:
             return worker
 
     # -- events from the worker (its reader thread) ----------------------------------
-
-    def _emit(self, event: ev.EngineEvent) -> None:
-        """Pass an event on; a listener's exception is reported, never fatal here."""
-        try:
-            self._sink(event)
-        except Exception as exc:
-            traceback.print_exc()
-            if isinstance(event, ev.EngineError):
-                return
-            try:
-                self._sink(
-                    ev.EngineError(
-                        request_id=event.request_id,
-                        message=f"internal error handling {type(event).__name__}: {exc}",
-                    )
-                )
-            except Exception:
-                traceback.print_exc()
-
-    def _emit_all(self, events: tuple[ev.EngineEvent, ...] | list[ev.EngineEvent]) -> None:
-        for event in events:
-            self._emit(event)
 
     def _on_message(self, worker: WorkerProcess, event: ev.EngineEvent) -> None:
         if isinstance(event, TokenBatch):  # one pipe message, one Token event per token
