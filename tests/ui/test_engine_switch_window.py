@@ -94,3 +94,27 @@ def test_parallel_sequences_from_the_settings_batch_the_windows_turns(qtbot, win
         reply = win.store.messages(conversation)[-1]
         assert reply.role == "assistant" and reply.content and not reply.partial
         assert reply.runtime_settings["n_parallel"] == 2
+
+
+def test_a_batched_worker_killed_mid_reply_shows_the_banner_and_restarts(qtbot, window):
+    import os
+    import signal
+
+    win = window
+    long_replies = win.settings.sampling.with_changes(max_tokens=400, temperature=0.7)
+    with qtbot.waitSignal(win.controller.model_ready, timeout=TIMEOUT):
+        win.controller.apply_settings(win.settings.runtime.with_changes(n_parallel=2), long_replies)
+    win.controller.send("Write a long story about a dragon.")
+    qtbot.waitUntil(lambda: win.panel.live_token_count() >= 5, timeout=TIMEOUT)
+    with qtbot.waitSignal(win.bridge.engine_crashed, timeout=TIMEOUT):
+        os.kill(win.engine.worker_pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: not win.controller.busy(), timeout=TIMEOUT)
+    assert win.banner.isVisible() and "SIGKILL" in win.banner.title.text()
+    reply = win.chat.message_widgets()[-1]
+    assert reply.partial and "engine crashed" in reply.status()
+    with qtbot.waitSignal(win.controller.model_ready, timeout=TIMEOUT):
+        win.banner.restart_button.click()
+    assert not win.banner.isVisible() and win.engine.n_parallel == 2
+    win.settings.sampling = win.settings.sampling.with_changes(max_tokens=8)
+    again = send_and_wait(qtbot, win, "Are you back?")
+    assert again[-1].content and not again[-1].partial
