@@ -17,6 +17,7 @@ from typing import Any
 from app.cli import common
 from app.cli.remote_session import add_endpoint_flags, describe_loaded, endpoint_from_args
 from app.engine import events as ev
+from app.errors import SettingsError
 from app.load_experiment import (
     ROUND_TIMEOUT_S,
     LoadRun,
@@ -68,6 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "parallel", None) is not None:
+        raise SettingsError(
+            "--parallel sets the chat's sequences; the experiment's come from --concurrency"
+        )
     settings = LoadSettings(
         concurrency=parse_concurrency(args.concurrency),
         max_tokens=args.max_tokens,

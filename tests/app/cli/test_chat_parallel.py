@@ -99,3 +99,12 @@ def test_serve_with_parallel_two_answers_concurrent_requests_batched(tmp_path):
         store.close()
     assert sorted(m.content for m in replies) == sorted(answers)
     assert [m.runtime_settings["n_parallel"] for m in replies] == [2, 2]
+
+
+def test_the_load_experiment_refuses_parallel_in_one_line(capsys):
+    from app.cli.main import main
+
+    assert main(["load", "--parallel", "2", "--concurrency", "1"]) == 1
+    assert capsys.readouterr().err == (
+        "glassbox: --parallel sets the chat's sequences; the experiment's come from --concurrency\n"
+    )
