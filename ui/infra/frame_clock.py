@@ -46,6 +46,10 @@ class FrameTicker(QObject):
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self._on_timer_timeout)
         self._armed_for = 0  # the due time the timer was started for
+        # While a tick runs: when it started. Its gates count their frame from here, not
+        # from when each ran, or a gate run after a slow one would drift into frames of
+        # its own.
+        self.tick_ns = 0
         self.ticks = 0
 
     def schedule(self, gate: FrameGate, due_ns: int) -> None:
@@ -70,6 +74,7 @@ class FrameTicker(QObject):
 
     def _on_timer_timeout(self) -> None:
         self.ticks += 1
+        self.tick_ns = time.monotonic_ns()
         # Gates asked for while this tick runs (the bridge's drain asks the chat and the
         # panel) and due by now run in it too.
         while True:
@@ -81,6 +86,7 @@ class FrameTicker(QObject):
                 # pop, not del: a nested event loop in an update may have run it already.
                 if self._due.pop(gate, None) is not None and shiboken6.isValid(gate):
                     gate.run_now()  # skipped when deleted with its view since it asked
+        self.tick_ns = 0
         self._timer.stop()  # it may have been armed for a request this tick has served
         if self._due:
             self._arm()
@@ -120,6 +126,6 @@ class FrameGate(QObject):
     def run_now(self) -> None:
         """Update at once (a turn's end, a screenshot), folding in a pending request."""
         self._ticker.cancel(self)
-        self._last_ns = time.monotonic_ns()
+        self._last_ns = self._ticker.tick_ns or time.monotonic_ns()
         self.runs += 1
         self._update()
