@@ -14,10 +14,16 @@ penalty the chosen token is always the first alternative; with one, the
 penalty can make greedy pick another, and with temperature the draw can.
 
 Cost, only on requests that ask: one pass over the vocabulary for the
-normaliser (max, exp, sum) and a threshold scan for the top k, about 0.1 ms a
-token for SmolLM2's 49,152 entries. Requests that do not ask install no hook.
-np.argpartition over the whole vocabulary would cost 0.4 ms, so the top k is
-taken from the few tokens near the maximum instead (see _top_ids).
+normaliser (max, exp, sum) and a threshold scan for the top k. For SmolLM2's
+49,152 entries that is 60-80 us in a tight loop, but about 300 us a token in
+the decode loop, where each llama_decode has just streamed the weights through
+the caches and left numpy's code and data cold (measured: every numpy call
+there is 3-10 times slower, with one decode thread as with two); on the bundled
+model, which decodes a token in about 9 ms, that is 4-5% of the decode rate
+(benchmarks/bench_logprobs.py), less on larger models. Requests that do not
+ask install no hook. np.argpartition over the whole vocabulary would cost
+0.4 ms even warm, so the top k is taken from the few tokens near the maximum
+instead (see _top_ids).
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ TOKENS_TIP = (
 )
 SWITCH_TIP = (
     "Compute each new reply's token probabilities in the decode loop, as each token is drawn "
-    "(a pass over the vocabulary per token, about 0.1 ms on the bundled model). Replies sent "
+    "(a pass over the vocabulary per token: about 5% of the bundled model's decode speed, "
+    "less on larger models). Replies sent "
     "while this was off are scored afterwards in a second process. Off: nothing is computed."
 )
 SOURCE_TIP = (
