@@ -12,8 +12,9 @@ Same prompt, seed and sampling, so each path draws the same tokens; the hook
 only reads the logits. Reported: decode tok/s medians, the per-round ratio
 on / off, and the extra time per token ((1/on - 1/off), in microseconds).
 Then the hook alone, timed in this process on the model's real logits (many
-calls, no decode around them), against one decode step: the cost without the
-noise of whole turns on a shared machine.
+calls, no decode around them), against one decode step: the arithmetic's own
+cost, without the noise of whole turns on a shared machine (and with warm
+caches, so a floor: in the loop it is about 4 times that).
 
     .venv/bin/python benchmarks/bench_logprobs.py [--rounds 3] [--max-tokens 128]
     .venv/bin/python benchmarks/report.py --only logprobs
@@ -222,7 +223,9 @@ def run(config: BenchConfig) -> Section:
     section.notes.append(
         "Hook alone (this process, the model's real logits): "
         f"k=1 {alone['hook k=1 us']:.0f} us, k=10 {alone['hook k=10 us']:.0f} us per token; "
-        f"one decode step {step:.0f} us (load {load_average():.2f})."
+        f"one decode step {step:.0f} us (load {load_average():.2f}). Warm caches: in the "
+        "decode loop each llama_decode leaves numpy cold and the same work takes about "
+        "4 times as long, which the per-token extra above includes."
     )
     section.notes.append(
         f"Load average (1 min): {load:.2f} when the section started; after each round "
