@@ -268,6 +268,8 @@ class ChatSession:
         tokens = event.tokens
         if turn.prefix:
             before = self.store.reply_tokens(turn.assistant_message_id)
+            if before is None and tokens is None:
+                return  # nothing stored, nothing to store: no write at all
             tokens = before + tokens if before is not None and tokens is not None else None
         if tokens is not None or turn.prefix:
             self.store.set_reply_tokens(turn.assistant_message_id, tokens)

@@ -154,3 +154,24 @@ def test_an_engine_that_cannot_compute_them_is_not_asked(tmp_path: Path) -> None
     finally:
         engine.close()
         store.close()
+
+
+def test_a_continued_reply_keeps_its_tokens_in_order_or_none(real_chat) -> None:
+    session, store, events = real_chat
+    conversation = store.create_conversation("t").id
+    short = GREEDY.with_changes(max_tokens=6)
+    session.top_logprobs = 3
+    first = _stored(events, session.send(conversation, "Tell me a long story.", short))
+    message_id = first[-1].message_id
+    before = store.reply_tokens(message_id)
+    assert before is not None and len(before) == 6
+    more = _stored(events, session.continue_reply(conversation, short))
+    assert more[-1].message_id == message_id
+    added = next(e for e in more if isinstance(e, ev.TurnFinished)).tokens
+    assert added
+    after = store.reply_tokens(message_id)
+    assert after is not None and after[:6] == before and len(after) == 6 + len(added)
+
+    session.top_logprobs = 0  # continued without them: the stored ones no longer cover it
+    _stored(events, session.continue_reply(conversation, short))
+    assert store.reply_tokens(message_id) is None
