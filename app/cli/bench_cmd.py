@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="add each reply's tokens to the JSON with the model's K most likely "
         "alternatives (K up to 10), computed in the decode loop as each token is drawn "
-        "(the model's raw distribution, before sampler settings)",
+        "(the model's distribution after the repeat penalty, before top-k, top-p, min-p and "
+        "temperature)",
     )
     add_compare_flag(parser)
     parser.set_defaults(run=run)
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             "diagnosis": diagnoses,  # one per turn, in order
         }
         if args.top_logprobs > 0:
-            report["token_probabilities"] = {"top": args.top_logprobs, "distribution": RAW}
+            report["token_probabilities"] = {"top": args.top_logprobs, "distribution": DISTRIBUTION}
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     return 1 if any(m.stop_reason == "error" for m in turns) else 0
@@ -126,9 +127,11 @@ def _ask_for_token_probabilities(loaded: Any, k: int) -> None:
 
 
 # What the "logprob" figures are, said in the JSON next to them.
-RAW = (
-    "raw: log-softmax of the model's logits over the whole vocabulary, read in the decode "
-    "loop before the sampler (repeat penalty, top-k, top-p, min-p, temperature) reshapes them"
+DISTRIBUTION = (
+    "after the repeat penalty: log-softmax over the whole vocabulary of the model's logits "
+    "with the sampler's repeat penalty applied (the model's raw distribution when it is 1.0), "
+    "read in the decode loop before top-k, top-p, min-p and temperature reshape it; greedy "
+    "decoding takes its most probable token"
 )
 
 
@@ -138,9 +141,9 @@ def _add_token_probabilities(
     turn_dicts: list[dict[str, Any]],
 ) -> None:
     """Each turn's "tokens": {id, text, logprob, top} per token, as the decode loop read
-    them (app.engine.token_logprobs): the model's raw distribution, before the sampler's
-    settings, so at temperature 0 the chosen token is the most probable one unless the
-    repeat penalty changed the choice; the line on stderr counts both."""
+    them (app.engine.token_logprobs): the distribution after the repeat penalty, before the
+    other sampler settings, so at temperature 0 the chosen token is the most probable one
+    every time; the line on stderr counts it."""
     n_tokens = n_first = 0
     for turn, tokens in zip(turn_dicts, token_lists, strict=True):
         if tokens is None:
@@ -154,11 +157,6 @@ def _add_token_probabilities(
     line = f"token probabilities: {n_tokens} tokens, computed in the decode loop"
     if sampling.temperature == 0:
         line += f"; the chosen token was the most probable at {n_first} of {n_tokens}"
-        if n_first < n_tokens and sampling.repeat_penalty != 1:
-            line += (
-                f" (the repeat penalty {sampling.repeat_penalty} chose the others; the "
-                "probabilities are the model's own, before it)"
-            )
     print(line, file=sys.stderr)
 
 

@@ -221,7 +221,7 @@ def stream_reply(
     native_loop = decode_loop_name() != "generate"
     if top_logprobs > 0 and native_loop:
         text_of = model.native.token_text
-        scores = TokenLogprobs(top_logprobs, text_of)
+        scores = TokenLogprobs(top_logprobs, text_of, sampling.repeat_penalty)
         batcher = ScoringBatcher(plain, scores.entry, text_of)
         reply.tokens = batcher.tokens
     stream = _TextStream(reply, prompt.stops, batcher)

@@ -127,9 +127,9 @@ def test_a_token_the_settings_chose_over_the_favourite_says_so(qtbot):
     view.set_tokens(tokens, {"temperature": 0.0, "repeat_penalty": 1.1}, SOURCE_DECODE_LOOP)
     assert view.source.text() == "Computed in the decode loop as each token was drawn."
     view._on_text_highlighted(QUrl("t:0"))
-    assert "chose it over the model's favourite, ' cat'" in view.last_tooltip
+    assert "chose it over the most probable, ' cat'" in view.last_tooltip
     assert "repeat_penalty 1.1" in view.last_tooltip
     view._on_text_highlighted(QUrl("t:1"))
-    assert "favourite" not in view.last_tooltip
+    assert "most probable" not in view.last_tooltip
     view.set_status("Token probabilities are off.")
     assert view.source.text() == ""

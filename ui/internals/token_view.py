@@ -8,8 +8,9 @@ computed while "Show token probabilities" is on: in the decode loop as each toke
 is drawn (app.engine.token_logprobs), or, for a reply sent while it was off, by
 scoring it afterwards (app.logprobs); a line under the switch says which.
 
-The probabilities are the model's own (its raw distribution, before the sampler's
-settings), so a token the settings chose over the model's favourite says so.
+The probabilities are the model's, after the repeat penalty and before top-k, top-p,
+min-p and temperature (app.engine.token_logprobs), so a token those settings chose
+over the most probable one says so.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def token_tooltip(token: dict[str, Any], sampling: dict[str, Any] | None) -> str
     top = token["top"]
     if top and top[0]["id"] != token["id"]:
         settings = (
-            f"<br>the sampler's settings chose it over the model's favourite, "
+            f"<br>the sampler's settings (temperature, top-k/p, min-p) chose it over the "
+            "most probable, "
             f"{html.escape(repr(top[0]['text']), quote=False)}"
         )
     if sampling:

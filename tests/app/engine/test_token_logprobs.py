@@ -1,8 +1,9 @@
 """Token probabilities computed in the decode loop (top_logprobs), on the bundled model.
 
-At temperature 0 without a repeat penalty the greedy draw takes the raw
-distribution's most likely token, so the chosen token must head its own list
-every time; the figures travel on the Token events and TurnFinished alike.
+At temperature 0 the greedy draw takes the most likely token of the distribution
+after the repeat penalty, which is the one reported, so the chosen token must head
+its own list every time, with the default penalty as without one; the figures
+travel on the Token events and TurnFinished alike.
 A request without top_logprobs installs no logits hook at all.
 """
 
@@ -29,6 +30,7 @@ PROMPTS = [
     "What is 12 times 7? Explain.",
 ]
 GREEDY = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=48, seed=0)
+PENALISED = GREEDY.with_changes(repeat_penalty=SamplingSettings().repeat_penalty)
 
 
 def _turn(engine, prompt: str, sampling: SamplingSettings, k: int) -> list[ev.EngineEvent]:
@@ -39,12 +41,13 @@ def _turn(engine, prompt: str, sampling: SamplingSettings, k: int) -> list[ev.En
     return events
 
 
+@pytest.mark.parametrize("sampling", [GREEDY, PENALISED], ids=["penalty 1.0", "default penalty"])
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_at_temperature_zero_the_chosen_token_is_the_most_probable_every_time(
-    loaded_engine, prompt
+    loaded_engine, prompt, sampling
 ):
     engine, _ = loaded_engine
-    events = _turn(engine, prompt, GREEDY, 5)
+    events = _turn(engine, prompt, sampling, 5)
     finished = events[-1]
     streamed = [e for e in events if isinstance(e, ev.Token)]
     tokens = finished.tokens
@@ -181,3 +184,26 @@ def test_top_ids_match_a_full_sort(scale):
     for k in (1, 3, 10):
         expected = np.argsort(-shifted, kind="stable")[:k]
         assert list(_top_ids(shifted, k)) == list(expected)
+
+
+def test_the_repeat_penalty_lowers_drawn_tokens_as_llama_cpp_does():
+    """Token 2 leads the raw logits; once drawn, the penalty (2.0) halves its logit and
+    token 1 leads. Negative logits are multiplied; llama.cpp's buffer is not touched."""
+    import ctypes
+
+    raw = [1.0, 3.0, 4.0, -1.0, 0.0]
+    buffer = (ctypes.c_float * len(raw))(*raw)
+    scores = TokenLogprobs(3, str, repeat_penalty=2.0)
+    scores(buffer, len(raw))
+    logprob, top = scores.entry(2)
+    assert [a["id"] for a in top] == [2, 1, 0]
+    assert logprob == pytest.approx(4.0 - math.log(sum(math.exp(v) for v in raw)))
+    scores(buffer, len(raw))
+    scores.entry(3)
+    scores(buffer, len(raw))
+    _, top = scores.entry(1)
+    penalised = [1.0, 3.0, 2.0, -2.0, 0.0]
+    norm = math.log(sum(math.exp(v) for v in penalised))
+    assert [a["id"] for a in top] == [1, 2, 0]
+    assert [a["logprob"] for a in top] == pytest.approx([3.0 - norm, 2.0 - norm, 1.0 - norm])
+    assert list(buffer) == raw

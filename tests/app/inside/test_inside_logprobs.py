@@ -68,7 +68,7 @@ def test_bench_top_logprobs_adds_tokens_from_the_decode_loop_to_each_turn(tmp_pa
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["token_probabilities"]["top"] == 3
-    assert report["token_probabilities"]["distribution"].startswith("raw")
+    assert report["token_probabilities"]["distribution"].startswith("after the repeat penalty")
     turns = report["turns"]
     assert len(turns) == 2
     n_tokens = 0
