@@ -10,6 +10,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt creates the QApplication
 
+from app.engine.base import Engine
 from app.paths import bundled_model_path
 from app.settings import SamplingSettings
 
@@ -28,21 +29,40 @@ def model_path() -> str:
     return str(path)
 
 
-@pytest.fixture
-def window(qtbot, glassbox_home, model_path) -> Iterator:
-    """The real MainWindow on the bundled model, loaded and showing a fresh conversation."""
+def open_window(
+    qtbot,
+    model: str,
+    sampling: SamplingSettings,
+    engine: Engine | None = None,
+    n_threads: int | None = None,
+    timeout_ms: int = 60_000,
+):
+    """A MainWindow built as the app builds it, shown, with `model` loaded and a fresh
+    conversation open. engine: a FakeEngine for tests of the window's own logic."""
     from app.gui_settings import GuiSettings
+    from app.settings import RuntimeSettings
     from ui.startup import build_window
 
-    settings = GuiSettings()
-    settings.sampling = SamplingSettings(temperature=0.0, seed=1, max_tokens=24)
-    win = build_window(settings)
+    settings = (
+        GuiSettings()
+        if n_threads is None
+        else GuiSettings(runtime=RuntimeSettings(n_threads=n_threads))
+    )
+    settings.sampling = sampling
+    win = build_window(settings, engine=engine)
     qtbot.addWidget(win)
     win.show()
     with qtbot.waitSignals(
-        [win.controller.model_ready, win.controller.conversation_opened], timeout=60_000
+        [win.controller.model_ready, win.controller.conversation_opened], timeout=timeout_ms
     ):
-        win.start(model_path)
+        win.start(model)
+    return win
+
+
+@pytest.fixture
+def window(qtbot, glassbox_home, model_path) -> Iterator:
+    """The real MainWindow on the bundled model, loaded and showing a fresh conversation."""
+    win = open_window(qtbot, model_path, SamplingSettings(temperature=0.0, seed=1, max_tokens=24))
     yield win
     win.close()
 

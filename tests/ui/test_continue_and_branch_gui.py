@@ -8,7 +8,8 @@ import pytest
 
 from app.branching import BRANCH_SUFFIX
 from app.engine.fake import FakeEngine, FakeReply, scripted
-from app.settings import RuntimeSettings, SamplingSettings
+from app.settings import SamplingSettings
+from tests.ui.conftest import open_window
 
 TIMEOUT = 10_000
 STORY = FakeReply(tokens=[f" w{i}" for i in range(400)])
@@ -16,19 +17,9 @@ STORY = FakeReply(tokens=[f" w{i}" for i in range(400)])
 
 @pytest.fixture
 def fake_window(qtbot, glassbox_home) -> Iterator:
-    from app.gui_settings import GuiSettings
-    from ui.startup import build_window
-
     engine = FakeEngine(script=scripted({"story please": STORY}), token_interval_s=0.002)
-    settings = GuiSettings(runtime=RuntimeSettings(n_threads=1))
-    settings.sampling = SamplingSettings(temperature=0.0, max_tokens=5)
-    win = build_window(settings, engine=engine)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignals(
-        [win.controller.model_ready, win.controller.conversation_opened], timeout=TIMEOUT
-    ):
-        win.start("fake.gguf")
+    sampling = SamplingSettings(temperature=0.0, max_tokens=5)
+    win = open_window(qtbot, "fake.gguf", sampling, engine, n_threads=1, timeout_ms=TIMEOUT)
     yield win
     win.close()
 

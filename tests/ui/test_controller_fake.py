@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from app.engine.fake import FakeEngine, FakeReply, scripted
-from app.settings import RuntimeSettings, SamplingSettings
+from app.settings import SamplingSettings
+from tests.ui.conftest import open_window
 
 TIMEOUT = 10_000
 LONG = FakeReply(tokens=[f" w{i}" for i in range(400)])
@@ -21,22 +22,12 @@ CRASHING = FakeReply(tokens=["Half", " a", " reply"], crash_after=2)
 
 @pytest.fixture
 def fake_window(qtbot, glassbox_home) -> Iterator:
-    from app.gui_settings import GuiSettings
-    from ui.startup import build_window
-
     engine = FakeEngine(
         script=scripted({"long please": LONG, "crash please": CRASHING}),
         token_interval_s=0.003,
     )
-    settings = GuiSettings(runtime=RuntimeSettings(n_threads=1))
-    settings.sampling = SamplingSettings(temperature=0.0, max_tokens=1000)
-    win = build_window(settings, engine=engine)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignals(
-        [win.controller.model_ready, win.controller.conversation_opened], timeout=TIMEOUT
-    ):
-        win.start("fake.gguf")
+    sampling = SamplingSettings(temperature=0.0, max_tokens=1000)
+    win = open_window(qtbot, "fake.gguf", sampling, engine, n_threads=1, timeout_ms=TIMEOUT)
     yield win
     win.close()
 

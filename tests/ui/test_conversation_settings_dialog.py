@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QDialogButtonBox, QPlainTextEdit
 from app.conversation_settings import BUILTIN_PRESETS, PromptPreset
 from app.engine.fake import FakeEngine
 from app.gui_settings import GuiSettings
-from app.settings import RuntimeSettings, SamplingSettings
+from app.settings import SamplingSettings
+from tests.ui.conftest import open_window
 from ui.dialogs.conversation_settings import ConversationSettingsDialog
 
 TIMEOUT = 10_000
@@ -22,18 +23,8 @@ DEFAULTS = SamplingSettings(temperature=0.0, max_tokens=1000)
 
 @pytest.fixture
 def fake_window(qtbot, glassbox_home) -> Iterator:
-    from ui.startup import build_window
-
     engine = FakeEngine(token_interval_s=0.002)
-    settings = GuiSettings(runtime=RuntimeSettings(n_threads=1))
-    settings.sampling = DEFAULTS
-    win = build_window(settings, engine=engine)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignals(
-        [win.controller.model_ready, win.controller.conversation_opened], timeout=TIMEOUT
-    ):
-        win.start("fake.gguf")
+    win = open_window(qtbot, "fake.gguf", DEFAULTS, engine, n_threads=1, timeout_ms=TIMEOUT)
     yield win
     win.close()
 
