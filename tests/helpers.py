@@ -45,3 +45,15 @@ def load_engine(
         engine.close()
         pytest.fail(f"model did not load: {events[-1]}")
     return engine, events[-1]
+
+
+def sigint_as_in_a_terminal() -> None:
+    """Popen preexec_fn for a child the test stops with SIGINT, as Ctrl+C would.
+
+    A shell without job control starts background commands with SIGINT ignored, and a
+    Python child that inherits that never installs its KeyboardInterrupt handler: the
+    test's SIGINT would then do nothing (seen when `make test` ran in the background).
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -8,6 +8,8 @@ import sys
 
 from app.storage.store import Store
 
+from helpers import sigint_as_in_a_terminal
+
 COMMAND = [sys.executable, "-m", "app.cli.main", "chat", "--max-tokens", "8", "--ctx", "1024"]
 SERVE = [sys.executable, "-m", "app.cli.main", "serve", "--port", "0", "--ctx", "1024"]
 FLAGS = ["--temperature", "0", "--threads", "2", "--repack", "off", "--each-line"]
@@ -61,6 +63,7 @@ def test_serve_with_parallel_two_answers_concurrent_requests_batched(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=sigint_as_in_a_terminal,
     )
     try:
         first = process.stdout.readline()  # "serving MODEL at URL, ..."

@@ -11,6 +11,8 @@ import sys
 import openai
 import pytest
 
+from helpers import sigint_as_in_a_terminal
+
 KEY_ENV = "GLASSBOX_TEST_API_KEY"
 KEY = "serve-test-key"
 WAIT_S = 300
@@ -24,6 +26,7 @@ def _start(home, *args, env_extra=None):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=sigint_as_in_a_terminal,
     )
 
 
