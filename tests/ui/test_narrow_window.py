@@ -16,8 +16,15 @@ def test_window_goes_down_to_900_px_with_the_panel_open(qtbot, window):
         )
     assert window.dock.isVisible()
     assert window.minimumSizeHint().width() <= 900
-    window.resize(900, 760)
-    qtbot.waitUntil(lambda: window.width() == 900, timeout=5000)
+
+    def narrowed() -> bool:
+        # Asked again until it holds: a layout request still queued from the reply can
+        # leave the window's minimum a few pixels above its hint for a pass, and a resize
+        # in that pass stops at it (seen as 910 px in one full-suite run).
+        window.resize(900, 760)
+        return window.width() == 900
+
+    qtbot.waitUntil(narrowed, timeout=5000)
     QApplication.processEvents()
 
     panel = window.panel
