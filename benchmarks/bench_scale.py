@@ -51,16 +51,13 @@ OPEN_TARGET_MS = 200.0
 SEARCH_TARGET_MS = 100.0
 STALL_TARGET_MS = 50.0
 CONVERSATIONS, MESSAGES_PER = 2_000, 50
-# From a cProfile of ChatView.show_messages on 200 turns (400 messages): MessageWidget
-# construction (Markdown document, style sheet, tool buttons) and QBoxLayout.insertWidget
-# took about 4 ms per message in one call, and laying them out as much again afterwards;
-# the panel's set_turns and redraw of the same turns took 15 ms.
+# Said when the open misses its target. The chat builds the newest bubbles in 5 ms slices
+# (ui/infra/time_slices.py) and the per-turn plots draw the newest 100 turns, one plot per
+# 50 ms at most (ui/internals/panel.py); what is left is one of those passes running long.
 STALL_WHY = (
-    "the chat view builds a widget per message (2,000 here) in one event-loop turn, about "
-    "4 ms each plus as much again to lay them out, and switching away deletes them all at "
-    "once; the plots take 15 ms. Closing it: build "
-    "only the newest messages and add older ones in small batches per frame or on scroll "
-    "(a windowed view)"
+    "one pass ran long: a per-turn plot's redraw (pyqtgraph, 100 turns: 15-30 ms on 2 "
+    "cores) or a chat slice's layout, on a busy machine; closing it: plots drawn by our own "
+    "QPainter code as the live strip now is"
 )
 BIG_TURNS = 1_000
 

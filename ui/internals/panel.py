@@ -43,8 +43,13 @@ READOUT_INTERVAL_MS = 200
 # only the new segments (ui/internals/strip_plot.py), about 0.1 ms a redraw against
 # 0.6 ms for the pyqtgraph plots they replaced. The panel's frames are the chat's and
 # the bridge's (FRAME_MS, one shared ticker: ui/infra/frame_clock.py), so a streaming
-# frame is one repaint pass of the window. Stale per-turn plots: one a frame.
+# frame is one repaint pass of the window.
 PLOT_FRAME_MS = FRAME_MS
+# A per-turn plot's redraw is the panel's heaviest (pyqtgraph, a bar or symbol per turn:
+# 15-30 ms with 100 turns on 2 cores); at most one every 50 ms, so the passes between are
+# left to the chat's 5 ms slices and the rest of the event loop. Opening a 1,000-turn
+# conversation stalled 80-90 ms in 4 of 10 opens with one every 33 ms (a frame).
+STALE_PLOT_GAP_MS = 50
 # The per-turn plots draw a long conversation's newest turns only: a bar or symbol per
 # turn costs paint time (1,000 turns took 15-60 ms a plot per repaint, a stall each), and
 # a 300 px plot cannot show more bars than this apart. The axis says so. 100, not 200:
@@ -100,6 +105,7 @@ class InternalsPanel(QWidget):
         # all three at once (axes, text) stalled the event loop 40-60 ms at each
         # turn's end on a 2-core machine; spread out, no frame costs more than one plot.
         self._stale_plots: list[TurnPlot] = []
+        self._stale_drawn_ns = 0  # when the last of them was redrawn (monotonic ns)
         self._dirty_live = False
         self.redraw_count = 0
         self.last_hover_text = ""
@@ -297,7 +303,9 @@ class InternalsPanel(QWidget):
             self._frame.request()  # the next stale or live plot in the next frame
 
     def _redraw(self) -> None:
-        if self._stale_plots:
+        now = time.monotonic_ns()
+        if self._stale_plots and now - self._stale_drawn_ns >= STALE_PLOT_GAP_MS * 1_000_000:
+            self._stale_drawn_ns = now
             plot = self._stale_plots.pop(0)
             shown = self._turns[-PLOT_TURNS:]
             plot.set_turns([m for _mid, m in shown], first_turn=len(self._turns) - len(shown) + 1)
@@ -318,7 +326,6 @@ class InternalsPanel(QWidget):
                 self.itl_plot.fit_to_data()
         # The figures a few times a second, in a frame the plots take anyway (a frame of
         # its own would be a repaint pass of its own); a new state shows at once.
-        now = time.monotonic_ns()
         streaming = self._live_state == "decode" and self._readout_state == "decode"
         if not streaming or now - self._readout_ns >= READOUT_INTERVAL_MS * 1_000_000:
             self._readout_ns = now
@@ -331,6 +338,7 @@ class InternalsPanel(QWidget):
         self._mark_stale(self.turn_plots())
         self._dirty_live = True
         while self._stale_plots:
+            self._stale_drawn_ns = 0
             self._redraw()
         self._frame.cancel()
         self._render_readout()
