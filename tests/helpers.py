@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,16 @@ def sigint_as_in_a_terminal() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def until_stored(events: queue.Queue, request_id: int, timeout: float = EVENT_TIMEOUT_S) -> list:
+    """A ChatSession's events for one request, from the queue, up to its ReplyStored."""
+    from app.session import ReplyStored
+
+    seen = []
+    while True:
+        event = events.get(timeout=timeout)
+        if event.request_id == request_id:
+            seen.append(event)
+            if isinstance(event, ReplyStored):
+                return seen

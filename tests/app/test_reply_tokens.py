@@ -23,6 +23,8 @@ from app.settings import RuntimeSettings, SamplingSettings
 from app.storage.schema import MIGRATIONS, migrate
 from app.storage.store import Store
 
+from helpers import until_stored
+
 GREEDY = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=12, seed=0)
 TOKENS = [
     {"id": 7, "text": "Hi", "logprob": -0.25, "top": [{"id": 7, "text": "Hi", "logprob": -0.25}]},
@@ -88,16 +90,6 @@ def test_the_stored_form_is_compact_and_reads_back(tmp_path: Path) -> None:
     assert unpack('{"v": 99}') is None  # a later format: not misread
 
 
-def _stored(events: queue.Queue, request_id: int) -> list[ev.EngineEvent]:
-    seen = []
-    while True:
-        event = events.get(timeout=60)
-        if event.request_id == request_id:
-            seen.append(event)
-            if isinstance(event, ReplyStored):
-                return seen
-
-
 @pytest.fixture(params=[LocalEngine, EngineSwitch])
 def real_chat(request, bundled_model, tmp_path):
     """A session on the bundled model, on LocalEngine and on the switch the CLI and GUI hold."""
@@ -118,7 +110,7 @@ def test_the_session_stores_the_decode_loops_figures_with_the_reply(real_chat) -
     conversation = store.create_conversation("t").id
     session.top_logprobs = 4
     rid = session.send(conversation, "Name three fruits.", GREEDY)
-    seen = _stored(events, rid)
+    seen = until_stored(events, rid)
     finished = next(e for e in seen if isinstance(e, ev.TurnFinished))
     stored = seen[-1]
     assert isinstance(stored, ReplyStored)
@@ -132,7 +124,7 @@ def test_the_session_stores_the_decode_loops_figures_with_the_reply(real_chat) -
 
     session.top_logprobs = 0  # the view went off: the next reply has none
     rid = session.send(conversation, "And three vegetables?", GREEDY)
-    seen = _stored(events, rid)
+    seen = until_stored(events, rid)
     assert store.reply_tokens(seen[-1].message_id) is None
     assert all(e.logprob is None for e in seen if isinstance(e, ev.Token))
 
@@ -148,7 +140,7 @@ def test_an_engine_that_cannot_compute_them_is_not_asked(tmp_path: Path) -> None
             pass
         session.top_logprobs = 10
         conversation = store.create_conversation("t").id
-        seen = _stored(events, session.send(conversation, "hello", GREEDY))
+        seen = until_stored(events, session.send(conversation, "hello", GREEDY))
         assert not seen[-1].partial
         assert store.reply_tokens(seen[-1].message_id) is None
     finally:
@@ -161,11 +153,11 @@ def test_a_continued_reply_keeps_its_tokens_in_order_or_none(real_chat) -> None:
     conversation = store.create_conversation("t").id
     short = GREEDY.with_changes(max_tokens=6)
     session.top_logprobs = 3
-    first = _stored(events, session.send(conversation, "Tell me a long story.", short))
+    first = until_stored(events, session.send(conversation, "Tell me a long story.", short))
     message_id = first[-1].message_id
     before = store.reply_tokens(message_id)
     assert before is not None and len(before) == 6
-    more = _stored(events, session.continue_reply(conversation, short))
+    more = until_stored(events, session.continue_reply(conversation, short))
     assert more[-1].message_id == message_id
     added = next(e for e in more if isinstance(e, ev.TurnFinished)).tokens
     assert added
@@ -173,5 +165,5 @@ def test_a_continued_reply_keeps_its_tokens_in_order_or_none(real_chat) -> None:
     assert after is not None and after[:6] == before and len(after) == 6 + len(added)
 
     session.top_logprobs = 0  # continued without them: the stored ones no longer cover it
-    _stored(events, session.continue_reply(conversation, short))
+    until_stored(events, session.continue_reply(conversation, short))
     assert store.reply_tokens(message_id) is None

@@ -18,6 +18,8 @@ from app.session import ChatSession, ReplyStored, RequestSubmitted
 from app.settings import RuntimeSettings, SamplingSettings
 from app.storage.store import Store
 
+from helpers import until_stored
+
 SHORT = SamplingSettings(temperature=0.0, max_tokens=12)
 
 
@@ -54,16 +56,6 @@ def real_chat(bundled_model, tmp_path):
     store.close()
 
 
-def _until_stored(events: queue.Queue, request_id: int) -> list:
-    seen = []
-    while True:
-        event = events.get(timeout=60)
-        if event.request_id == request_id:
-            seen.append(event)
-            if isinstance(event, ReplyStored):
-                return seen
-
-
 def test_user_message_is_committed_before_the_engine_sees_it(real_chat, tmp_path):
     session, store, events = real_chat
     conversation = store.create_conversation(system_prompt="Be brief.")
@@ -73,7 +65,7 @@ def test_user_message_is_committed_before_the_engine_sees_it(real_chat, tmp_path
         stored = other.messages(conversation.id)
         assert [(m.role, m.content) for m in stored] == [("user", "Hello there"), ("assistant", "")]
         assert stored[1].partial  # the reply's row, waiting
-    seen = _until_stored(events, request_id)
+    seen = until_stored(events, request_id)
     assert isinstance(seen[0], RequestSubmitted)
     messages = store.messages(conversation.id)
     assert [m.role for m in messages] == ["user", "assistant"]
@@ -93,8 +85,8 @@ def test_queued_follow_up_sees_the_first_reply(real_chat):
     # Both sent before the first reply starts.
     first = session.send(conversation.id, "Name a fruit.", SHORT)
     second = session.send(conversation.id, "Name another one.", SHORT)
-    _until_stored(events, first)
-    seen = _until_stored(events, second)
+    until_stored(events, first)
+    seen = until_stored(events, second)
     messages = store.messages(conversation.id)
     assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
     first_reply = messages[1].content
@@ -140,9 +132,9 @@ def test_history_stops_at_the_request_own_message(chat):
 def test_regenerate_replaces_the_last_reply(chat):
     session, store, events = chat
     conversation = store.create_conversation()
-    _until_stored(events, session.send(conversation.id, "Tell me a joke.", SHORT))
+    until_stored(events, session.send(conversation.id, "Tell me a joke.", SHORT))
     old_reply = store.messages(conversation.id)[-1]
-    _until_stored(
+    until_stored(
         events, session.regenerate(conversation.id, SHORT.with_changes(temperature=0.9, seed=7))
     )
     messages = store.messages(conversation.id)
@@ -153,8 +145,8 @@ def test_regenerate_replaces_the_last_reply(chat):
 def test_edit_last_user_message_and_resend(chat):
     session, store, events = chat
     conversation = store.create_conversation()
-    _until_stored(events, session.send(conversation.id, "Capital of Spain?", SHORT))
-    _until_stored(events, session.edit_last_user(conversation.id, "Capital of Italy?", SHORT))
+    until_stored(events, session.send(conversation.id, "Capital of Spain?", SHORT))
+    until_stored(events, session.edit_last_user(conversation.id, "Capital of Italy?", SHORT))
     messages = store.messages(conversation.id)
     assert next((m.role, m.content) for m in messages) == ("user", "Capital of Italy?")
     assert len(messages) == 2
@@ -225,7 +217,7 @@ def test_a_crashed_reply_keeps_the_streamed_text_once(tmp_path):
     engine.load("fake.gguf", RuntimeSettings(n_threads=1))
     conversation = store.create_conversation()
     request_id = session.send(conversation.id, "Tell me a story.", SHORT)
-    seen = _until_stored(events, request_id)
+    seen = until_stored(events, request_id)
     finished = next(e for e in seen if isinstance(e, ev.TurnFinished))
     assert finished.metrics.stop_reason == "error" and finished.text == ""
     stored = store.messages(conversation.id)[-1]
@@ -255,7 +247,7 @@ def test_a_request_id_taken_beforehand_keys_the_turn_and_can_be_cancelled_first(
     conversation = store.create_conversation()
     kept = session.engine.new_request_id()
     assert session.send(conversation.id, "Hello", SHORT, request_id=kept) == kept
-    _until_stored(events, kept)
+    until_stored(events, kept)
     stopped = session.engine.new_request_id()
     session.cancel(stopped)  # before the send
     session.send(conversation.id, "Never mind", SHORT, request_id=stopped)

@@ -14,21 +14,13 @@ from PySide6.QtCore import QUrl
 
 from app.engine import events as ev
 from app.engine.switching import EngineSwitch
-from app.session import ChatSession, ReplyStored
+from app.session import ChatSession
 from app.settings import RuntimeSettings, SamplingSettings
 from app.storage.store import Store
 
+from helpers import until_stored
+
 GREEDY = SamplingSettings(temperature=0.0, repeat_penalty=1.0, max_tokens=16, seed=0)
-
-
-def _turn(events: queue.Queue, request_id: int) -> list[ev.EngineEvent]:
-    seen = []
-    while True:
-        event = events.get(timeout=120)
-        if event.request_id == request_id:
-            seen.append(event)
-            if isinstance(event, ReplyStored):
-                return seen
 
 
 def _show(inside, seen: list[ev.EngineEvent]) -> None:
@@ -69,7 +61,7 @@ def test_the_view_draws_the_decode_loops_figures_then_scores_an_older_reply(
         assert session.top_logprobs == 0  # off: turns ask for nothing
         view.switch.setChecked(True)
         assert session.top_logprobs == 10
-        seen = _turn(events, session.send(conversation, "Name three fruits.", GREEDY))
+        seen = until_stored(events, session.send(conversation, "Name three fruits.", GREEDY), 120)
         stored = store.reply_tokens(seen[-1].message_id)
         finished = next(e for e in seen if isinstance(e, ev.TurnFinished))
         assert stored is not None and len(stored) == finished.metrics.output_tokens
@@ -93,7 +85,7 @@ def test_the_view_draws_the_decode_loops_figures_then_scores_an_older_reply(
         assert session.top_logprobs == 0
         inspector.tasks.wait(60)
         assert inspector.scorer is None
-        seen = _turn(events, session.send(conversation, "And three colours?", GREEDY))
+        seen = until_stored(events, session.send(conversation, "And three colours?", GREEDY), 120)
         assert store.reply_tokens(seen[-1].message_id) is None
         assert all(e.logprob is None for e in seen if isinstance(e, ev.Token))
         _show(panel.inside, seen)
