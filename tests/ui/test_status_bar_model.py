@@ -43,3 +43,13 @@ def test_a_context_beyond_the_trained_length_is_announced_with_both_numbers(qtbo
     assert bar.ctx_label.toolTip() == note
     bar.set_model_info(_info())
     assert bar.ctx_label.text() == "n_ctx 2048" and bar.ctx_label.toolTip() != note
+
+
+def test_parallel_sequences_are_shown_with_the_context_they_share(qtbot):
+    bar = EngineStatusBar()
+    qtbot.addWidget(bar)
+    bar.set_model_info(_info(n_ctx=4096, settings={"n_parallel": 4}))
+    assert bar.ctx_label.text() == "n_ctx 4096 · 4 sequences"
+    assert "each with 1024 tokens" in bar.ctx_label.toolTip()
+    bar.set_model_info(_info(n_ctx=4096, settings={"n_parallel": 1}))
+    assert bar.ctx_label.text() == "n_ctx 4096"  # one sequence: nothing to say

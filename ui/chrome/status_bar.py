@@ -117,12 +117,22 @@ class EngineStatusBar(QStatusBar):
             self.showMessage(info.chat_template_note, NOTICE_MS)
         elif info.context_note:
             self.showMessage(f"⚠ {info.context_note}", NOTICE_MS)
-        self.ctx_label.setText(
+        ctx = (
             f"n_ctx {info.n_ctx} ⚠ trained {info.n_ctx_train}"
             if info.context_note
             else f"n_ctx {info.n_ctx}"
         )
-        self.ctx_label.setToolTip(info.context_note or CONTEXT_TIP)
+        tip = info.context_note or CONTEXT_TIP
+        sequences = int(info.settings.get("n_parallel") or 1)
+        if sequences > 1:  # batched decode: the sequences share the context
+            ctx += f" · {sequences} sequences"
+            tip += (
+                f"\n{sequences} parallel sequences (batched decode): replies in different "
+                f"conversations share each decode step, each with {info.n_ctx // sequences} "
+                "tokens of the context"
+            )
+        self.ctx_label.setText(ctx)
+        self.ctx_label.setToolTip(tip)
         batch = info.settings.get("n_threads_batch") or info.n_threads
         self.threads_label.setText(
             f"{info.n_threads} threads"
