@@ -17,11 +17,12 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.engine import events as ev
+from app.engine.base import Untuned
 from app.engine.pending_turn import Messages, MessagesSource, PendingTurn
 from app.engine.request_ids import RequestIds
 from app.errors import EngineUnavailableError
@@ -56,7 +57,7 @@ class _Command:
     request: PendingTurn | None = None
 
 
-class FakeEngine:
+class FakeEngine(Untuned):  # no threads to measure: nothing runs on a CPU here
     """Scripted events with real timings; see the module docstring."""
 
     def __init__(
@@ -104,19 +105,6 @@ class FakeEngine:
             if self._running is not None:
                 return "generating"
             return "ready" if self.model_info is not None else "idle"
-
-    @property
-    def tuning(self) -> bool:
-        return False
-
-    def tune(
-        self,
-        counts: Sequence[int] | None = None,
-        *,
-        rounds: int | None = None,
-        decode_tokens: int | None = None,
-    ) -> bool:
-        return False  # no threads to measure: nothing runs on a CPU here
 
     def load(self, model_path: str | Path, settings: RuntimeSettings | None = None) -> int:
         settings = (settings or RuntimeSettings()).validate()

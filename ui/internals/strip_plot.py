@@ -88,12 +88,10 @@ class StripPlot(QWidget):
         self.color = QColor(color)
         self._start_x_top, self._start_y_top = start_tops
         self._x_top, self._y_top = start_tops
-        self._xs: list[float] = []
-        self._ys: list[float] = []
-        self._x_max = self._y_max = 0.0  # of the points so far (the axes grow to them)
-        # The same points as a polygon in data coordinates, grown by appending: the paint
-        # maps it with a transform instead of rebuilding it point by point.
+        # The points, as a polygon in data coordinates grown by appending: the paint maps it
+        # with a transform instead of rebuilding it point by point.
         self._line = QPolygonF()
+        self._x_max = self._y_max = 0.0  # of the points so far (the axes grow to them)
         self._area: QRectF | None = None  # plot_rect() for the current frame
         self._had_data = False
         self._frame: QPixmap | None = None  # background, title, axes: repainted on change
@@ -116,26 +114,26 @@ class StripPlot(QWidget):
     @property
     def empty_shown(self) -> bool:
         """The 'appears while a reply is generated' message: before the first reply only."""
-        return not self._xs and not self._had_data
+        return self._line.isEmpty() and not self._had_data
 
     def points(self) -> tuple[list[float], list[float]]:
-        return list(self._xs), list(self._ys)
+        points = self._line.toList()
+        return [p.x() for p in points], [p.y() for p in points]
 
     def tops(self) -> tuple[float, float]:
         """The axes' current ends (x, y); both start at 0."""
         return self._x_top, self._y_top
 
     def count(self) -> int:
-        return len(self._xs)
+        return self._line.size()
 
     def set_points(self, xs: Sequence[float], ys: Sequence[float]) -> None:
         """Replace the series (a new turn; an empty one clears the line)."""
-        self._xs, self._ys = [], []
         self._x_max = self._y_max = 0.0
         self._line = QPolygonF()
         self._canvas = None
         self.extend(xs, ys)
-        if not self._xs:
+        if self._line.isEmpty():
             self._set_tops(self._start_x_top, self._start_y_top)
             self.update()
 
@@ -143,8 +141,6 @@ class StripPlot(QWidget):
         """Add points at the end: only they are drawn (and their rectangle repainted)."""
         if not xs:
             return
-        self._xs.extend(xs)
-        self._ys.extend(ys)
         line = self._line
         for x, y in zip(xs, ys):
             line.append(QPointF(x, y))
@@ -158,7 +154,7 @@ class StripPlot(QWidget):
 
     def fit_to_data(self) -> None:
         """The turn has ended: the x-axis ends at the last point, not at the step it grew to."""
-        if not self._xs:
+        if self._line.isEmpty():
             return
         x_top = self._x_max
         self._set_tops(x_top if x_top > 0 else 1.0, max(self._y_max * 1.1, 1.0))
