@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import queue
+import signal
 from pathlib import Path
 
 import pytest
 
 from app.engine import events as ev
 from app.engine.local import LocalEngine
+from app.session import ReplyStored
 from app.settings import RuntimeSettings
 
 EVENT_TIMEOUT_S = 60.0
@@ -55,15 +57,12 @@ def sigint_as_in_a_terminal() -> None:
     Python child that inherits that never installs its KeyboardInterrupt handler: the
     test's SIGINT would then do nothing (seen when `make test` ran in the background).
     """
-    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def until_stored(events: queue.Queue, request_id: int, timeout: float = EVENT_TIMEOUT_S) -> list:
     """A ChatSession's events for one request, from the queue, up to its ReplyStored."""
-    from app.session import ReplyStored
-
     seen = []
     while True:
         event = events.get(timeout=timeout)
