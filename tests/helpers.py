@@ -57,7 +57,6 @@ def sigint_as_in_a_terminal() -> None:
     Python child that inherits that never installs its KeyboardInterrupt handler: the
     test's SIGINT would then do nothing (seen when `make test` ran in the background).
     """
-
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 

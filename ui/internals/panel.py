@@ -46,8 +46,9 @@ READOUT_INTERVAL_MS = 200
 # frame is one repaint pass of the window.
 PLOT_FRAME_MS = FRAME_MS
 # A per-turn plot's redraw is the panel's heaviest (pyqtgraph, a bar or symbol per turn:
-# 15-30 ms with 100 turns on 2 cores); at most one every 50 ms, so the passes between are
-# left to the chat's 5 ms slices and the rest of the event loop. Opening a 1,000-turn
+# 15-30 ms with 100 turns on 2 cores); they have a gate of their own, at most one every
+# 50 ms, so the passes between are left to the chat's 5 ms slices and the rest of the
+# event loop. Opening a 1,000-turn
 # conversation stalled 80-90 ms in 4 of 10 opens with one every 33 ms (a frame).
 STALE_PLOT_GAP_MS = 50
 # The per-turn plots draw a long conversation's newest turns only: a bar or symbol per
@@ -105,7 +106,6 @@ class InternalsPanel(QWidget):
         # all three at once (axes, text) stalled the event loop 40-60 ms at each
         # turn's end on a 2-core machine; spread out, no frame costs more than one plot.
         self._stale_plots: list[TurnPlot] = []
-        self._stale_drawn_ns = 0  # when the last of them was redrawn (monotonic ns)
         self._dirty_live = False
         self.redraw_count = 0
         self.last_hover_text = ""
@@ -184,6 +184,7 @@ class InternalsPanel(QWidget):
         layout.addWidget(self.inside, 2)
 
         self._frame = FrameGate(self._on_frame, PLOT_FRAME_MS, self)
+        self._plots_frame = FrameGate(self._on_plots_frame, STALE_PLOT_GAP_MS, self)
         self._readout_ns = 0  # when the readout's figures were last drawn (monotonic ns)
         self._readout_state = ""
         self._render_readout()
@@ -285,7 +286,7 @@ class InternalsPanel(QWidget):
     # ---- drawing ----------------------------------------
     def _mark_stale(self, plots: list[TurnPlot]) -> None:
         self._stale_plots += [plot for plot in plots if plot not in self._stale_plots]
-        self._frame.request()
+        self._plots_frame.request()
 
     def _mark_live(self) -> None:
         self._dirty_live = True
@@ -296,20 +297,25 @@ class InternalsPanel(QWidget):
         return self.isVisible() and not self.visibleRegion().isEmpty()
 
     def _on_frame(self) -> None:
-        if not (self._stale_plots or self._dirty_live) or not self.drawable():
+        if self._dirty_live and self.drawable():  # else kept marked: drawn when shown again
+            self._redraw()
+
+    def _on_plots_frame(self) -> None:
+        if not (self._stale_plots and self.drawable()):
             return  # kept marked: drawn when shown again (showEvent)
-        self._redraw()
-        if self._stale_plots or self._dirty_live:
-            self._frame.request()  # the next stale or live plot in the next frame
+        self._draw_stale_plot()
+        if self._stale_plots:
+            self._plots_frame.request()  # the next one, a gap later
+
+    def _draw_stale_plot(self) -> None:
+        plot = self._stale_plots.pop(0)
+        shown = self._turns[-PLOT_TURNS:]
+        plot.set_turns([m for _mid, m in shown], first_turn=len(self._turns) - len(shown) + 1)
+        plot.set_highlight(self._turn_of(self._highlight_id))
+        self.redraw_count += 1
 
     def _redraw(self) -> None:
-        now = time.monotonic_ns()
-        if self._stale_plots and now - self._stale_drawn_ns >= STALE_PLOT_GAP_MS * 1_000_000:
-            self._stale_drawn_ns = now
-            plot = self._stale_plots.pop(0)
-            shown = self._turns[-PLOT_TURNS:]
-            plot.set_turns([m for _mid, m in shown], first_turn=len(self._turns) - len(shown) + 1)
-            plot.set_highlight(self._turn_of(self._highlight_id))
+        """The live strip's new points, and the readout when its figures are due."""
         if self._dirty_live:
             # Only the points since the last frame: the plots draw just those.
             times, itl = self._live_times_ms, self._live_itl_ms
@@ -326,6 +332,7 @@ class InternalsPanel(QWidget):
                 self.itl_plot.fit_to_data()
         # The figures a few times a second, in a frame the plots take anyway (a frame of
         # its own would be a repaint pass of its own); a new state shows at once.
+        now = time.monotonic_ns()
         streaming = self._live_state == "decode" and self._readout_state == "decode"
         if not streaming or now - self._readout_ns >= READOUT_INTERVAL_MS * 1_000_000:
             self._readout_ns = now
@@ -335,23 +342,29 @@ class InternalsPanel(QWidget):
 
     def flush(self) -> None:
         """Redraw everything now (tests and screenshots)."""
-        self._mark_stale(self.turn_plots())
-        self._dirty_live = True
+        self._stale_plots = self.turn_plots()
         while self._stale_plots:
-            self._stale_drawn_ns = 0
-            self._redraw()
+            self._draw_stale_plot()
+        self._plots_frame.cancel()
+        self._dirty_live = True
+        self._redraw()
         self._frame.cancel()
         self._render_readout()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if self._stale_plots or self._dirty_live:
-            self._frame.request()
+        self._request_marked()
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)  # from zero size (a collapsed dock) back to drawable
         self._fit_to_width(event.size().width())
-        if self._stale_plots or self._dirty_live:
+        self._request_marked()
+
+    def _request_marked(self) -> None:
+        """Ask for the frames of what changed while nothing could be drawn."""
+        if self._stale_plots:
+            self._plots_frame.request()
+        if self._dirty_live:
             self._frame.request()
 
     def _render_readout(self) -> None:
